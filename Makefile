@@ -1,0 +1,81 @@
+# The README's two commands are `make run` and `make test`; each builds .venv itself.
+SHELL := /bin/bash
+# The first interpreter that really runs and is 3.11+ (pyenv shims exist for versions
+# that are not installed, so `command -v` alone is not enough).
+PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
+VENV := .venv
+PY := $(VENV)/bin/python
+# Re-install only when the dependency list changes: the second run is fast.
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_DEV := $(VENV)/.installed-dev
+PYTEST_ARGS ?=
+
+.PHONY: run test unit integration e2e lint format typecheck bench pr key keys revoke migrate clean
+
+$(PY):
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed (python3 on PATH)" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP_RUN): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[local]'
+	@touch $@
+
+$(STAMP_DEV): pyproject.toml $(STAMP_RUN)
+	$(PY) -m pip install --quiet -e '.[local,dev]'
+	@touch $@
+
+## run: the local server on http://$${HOST:-127.0.0.1}:$${PORT:-8000} (OpenAPI at /docs)
+run: $(STAMP_RUN)
+	$(PY) -m local
+
+## test: the whole suite (unit, integration, e2e); an empty selection fails
+test: $(STAMP_DEV)
+	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing, an empty run proves nothing" >&2; exit 1; fi; \
+	exit $$rc
+
+unit: PYTEST_ARGS = tests/unit
+unit: test
+integration: PYTEST_ARGS = tests/integration
+integration: test
+e2e: PYTEST_ARGS = tests/e2e
+e2e: test
+
+lint: $(STAMP_DEV)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP_DEV)
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+typecheck: $(STAMP_DEV)
+	$(PY) -m mypy
+
+bench: $(STAMP_DEV)
+	$(PY) bench/cold_start.py
+
+pr: lint typecheck test
+
+## key NAME=...: create an API key (printed once)
+key: $(STAMP_RUN)
+	@$(PY) -m common.cli keys create --name "$(or $(NAME),default)"
+
+keys: $(STAMP_RUN)
+	@$(PY) -m common.cli keys list
+
+revoke: $(STAMP_RUN)
+	@$(PY) -m common.cli keys revoke "$(PREFIX)"
+
+migrate: $(STAMP_RUN)
+	@$(PY) -m common.cli migrate
+
+# SAM's makefile build method for the shared layer (template.yaml, CommonLayer):
+# wheels for the Lambda runtime (python3.12, x86_64), whatever Python runs make.
+build-CommonLayer:
+	$(PYTHON) layers/build.py --out "$(ARTIFACTS_DIR)" --platform manylinux2014_x86_64 --python-version 3.12
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache

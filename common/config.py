@@ -1,0 +1,129 @@
+"""One ``Settings`` read from the environment and ``.env``.
+
+Every variable is documented in ``.env.example`` and in the README's table. A
+malformed value raises :class:`~common.errors.ConfigError` with one line naming the
+variable; the value itself is never echoed, since URLs can carry passwords.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from common.errors import ConfigError
+
+_URL_SCHEMES: dict[str, tuple[str, ...]] = {
+    "DATABASE_URL": ("postgresql", "postgres"),
+    "REDIS_URL": ("redis", "rediss", "unix"),
+    "MONGODB_URL": ("mongodb", "mongodb+srv"),
+    "QDRANT_URL": ("http", "https"),
+    "OLLAMA_HOST": ("http", "https"),
+}
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Field names are the environment variable names."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=True
+    )
+
+    # Stores: unset URL -> embedded default (local server only; required on Lambda).
+    DATABASE_URL: str | None = None
+    REDIS_URL: str | None = None
+    REDIS_KEY_PREFIX: str = "ao:"
+    MONGODB_URL: str | None = None
+    MONGODB_DB: str = "orchestrator"
+    QDRANT_URL: str | None = None
+    QDRANT_API_KEY: SecretStr | None = None
+    QDRANT_PATH: Path | None = None
+    QDRANT_COLLECTION_PREFIX: str = ""
+
+    # Model server.
+    OLLAMA_HOST: str = "http://127.0.0.1:11434"
+    OLLAMA_MODEL: str = "qwen2.5-coder:7b"
+    EMBEDDING_MODEL: str = "nomic-embed-text"
+    EMBEDDING_DIM: int = Field(768, gt=0)
+    OLLAMA_TIMEOUT: PositiveFloat = 120.0
+    OLLAMA_CONNECT_TIMEOUT: PositiveFloat = 5.0
+    OLLAMA_KEEP_ALIVE: str = "5m"
+
+    # Local server and limits.
+    DATA_DIR: Path = Path(".data")
+    HOST: str = "127.0.0.1"
+    PORT: int = Field(8000, ge=0, le=65535)
+    MAX_BODY_BYTES: int = Field(1_048_576, gt=0)
+    RATE_LIMIT_PER_MINUTE: int = Field(60, ge=0)
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("OLLAMA_HOST", mode="before")
+    @classmethod
+    def _ollama_scheme(cls, value: object) -> object:
+        # Ollama itself accepts "host:port"; so do we, as the ollama client does.
+        if isinstance(value, str) and value and "://" not in value:
+            return f"http://{value}"
+        return value
+
+    @field_validator(
+        "DATABASE_URL", "REDIS_URL", "MONGODB_URL", "QDRANT_URL", "OLLAMA_HOST", mode="after"
+    )
+    @classmethod
+    def _url_scheme(cls, value: str | None, info: object) -> str | None:
+        if value in (None, ""):
+            return None
+        name = getattr(info, "field_name", "")
+        schemes = _URL_SCHEMES[name]
+        scheme = urlsplit(value).scheme
+        if scheme not in schemes:
+            allowed = ", ".join(f"{s}://" for s in schemes)
+            raise ValueError(f"must start with {allowed}")
+        return value
+
+    @property
+    def on_lambda(self) -> bool:
+        return "AWS_LAMBDA_FUNCTION_NAME" in os.environ
+
+    @property
+    def qdrant_path(self) -> Path:
+        return self.QDRANT_PATH or self.DATA_DIR / "qdrant"
+
+
+def load_settings(env_file: str | None = None) -> Settings:
+    """Read and validate the configuration.
+
+    Parameters
+    ----------
+    env_file:
+        Path of the dotenv file; defaults to ``$ENV_FILE`` or ``.env``. An empty
+        string reads the environment only (the test suite does this).
+
+    Raises
+    ------
+    ConfigError
+        One line naming every malformed variable.
+    """
+    if env_file is None:
+        env_file = os.environ.get("ENV_FILE", ".env")
+    try:
+        return Settings(_env_file=env_file or None)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_input=False, include_url=False):
+            name = ".".join(str(p) for p in err["loc"]) or "settings"
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"{name}: {message}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests call ``get_settings.cache_clear()`` after changing env."""
+    return load_settings()
