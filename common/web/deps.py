@@ -1,0 +1,68 @@
+"""FastAPI dependencies: who is calling, with which settings, to which model."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+from starlette.concurrency import run_in_threadpool
+
+from common.auth import Principal, authenticate
+from common.config import Settings, get_settings
+from common.errors import StoreUnavailable, Unauthorized
+from common.logs import logger
+from common.models import ModelClient, get_model_client
+
+_api_key_header = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    description="An API key from `python -m common.cli keys create --name NAME`.",
+)
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def require_principal(
+    request: Request,
+    settings: SettingsDep,
+    api_key: Annotated[str | None, Security(_api_key_header)] = None,
+) -> Principal:
+    """Authenticate the X-API-Key header, then count the request against the key's limit."""
+    # async so that the log keys set here live in the request's context (a sync
+    # dependency runs in a worker thread whose context is thrown away); the
+    # blocking store calls go to the thread pool.
+    principal = await run_in_threadpool(_authenticate, api_key)
+    logger.thread_safe_append_keys(api_key_prefix=principal.prefix)
+    request.state.principal = principal
+    remaining = await run_in_threadpool(_count_request, principal, settings)
+    if remaining is not None:
+        request.state.rate_limit_remaining = remaining
+    return principal
+
+
+def _authenticate(api_key: str | None) -> Principal:
+    if not api_key:
+        # A missing key is a 401 whatever the stores' state: no database needed to say so.
+        raise Unauthorized("missing API key: send it in the X-API-Key header")
+    from common.stores.postgres import get_postgres
+
+    return authenticate(api_key, store=get_postgres())
+
+
+def _count_request(principal: Principal, settings: Settings) -> int | None:
+    # Imported here, not at the top: psycopg and redis cost every cold start ~0.2 s.
+    from common.ratelimit import check_rate_limit
+    from common.stores.redis_store import get_redis
+
+    try:
+        redis = get_redis()
+    except StoreUnavailable:
+        return None  # no Redis configured at all: nothing to count with, serve anyway
+    return check_rate_limit(
+        str(principal.key_id), limit_per_minute=settings.RATE_LIMIT_PER_MINUTE, redis=redis
+    )
+
+
+PrincipalDep = Annotated[Principal, Depends(require_principal)]
+ModelDep = Annotated[ModelClient, Depends(get_model_client)]

@@ -1,0 +1,83 @@
+"""The one mapping from errors to HTTP answers, installed on both doors.
+
+Every error body is ``{"error": {"code": ..., "message": ...}}`` plus typed extras.
+Validation errors are sanitised: field paths and reasons, never the input values
+(they may be 2 MB of code, or a secret).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from common.errors import AppError, InvalidInput, MalformedJson, MethodNotAllowed, NotFound
+
+
+def error_response(error: AppError) -> JSONResponse:
+    return JSONResponse(error.to_body(), status_code=error.status, headers=error.headers)
+
+
+def error_body_bytes(error: AppError) -> bytes:
+    return json.dumps(error.to_body(), separators=(",", ":")).encode()
+
+
+def _path(loc: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def validation_error(exc: RequestValidationError) -> AppError:
+    errors = list(exc.errors())
+    for err in errors:
+        if err.get("type") == "json_invalid":
+            reason = (err.get("ctx") or {}).get("error", "not valid JSON")
+            where = err.get("loc", ())
+            at = f" at character {where[1]}" if len(where) > 1 else ""
+            return MalformedJson(f"the request body is not valid JSON: {reason}{at}")
+    fields = [
+        {"path": _path(err.get("loc", ())), "type": err.get("type"), "message": err.get("msg")}
+        for err in errors
+    ]
+    summary = "; ".join(f"{f['path']}: {f['message']}" for f in fields[:5])
+    more = f" (and {len(fields) - 5} more)" if len(fields) > 5 else ""
+    return InvalidInput(
+        f"the request does not match the schema: {summary}{more}", details={"fields": fields}
+    )
+
+
+def http_error(request: Request, exc: StarletteHTTPException) -> AppError:
+    method, path = request.method, request.url.path
+    if exc.status_code == 404:
+        return NotFound(f"no route for {method} {path}")
+    if exc.status_code == 405:
+        allow = (exc.headers or {}).get("Allow", "")
+        return MethodNotAllowed(
+            f"{method} is not allowed on {path}; allowed: {allow or 'none'}",
+            headers={"Allow": allow} if allow else None,
+        )
+    error = AppError(str(exc.detail), headers=dict(exc.headers or {}))
+    error.status = exc.status_code
+    error.code = f"http_{exc.status_code}"
+    return error
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_app_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AppError)
+        return error_response(exc)
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(validation_error(exc))
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        return error_response(http_error(request, exc))
+
+    app.add_exception_handler(AppError, on_app_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)

@@ -1,0 +1,40 @@
+"""The Lambda door: Mangum over a function's app, under Powertools' decorators."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, cast
+
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from fastapi import FastAPI
+from mangum import Mangum
+
+from common.config import get_settings
+from common.logs import logger
+
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "AIOrchestrator"))
+
+LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def make_lambda_handler(app: FastAPI) -> LambdaHandler:
+    """``handler(event, context)`` for API Gateway HTTP API (payload 2.0) events."""
+    # Fail the cold start, with one line naming the variable, on a malformed setting.
+    get_settings()
+    asgi = Mangum(app, lifespan="off")
+
+    @logger.inject_lambda_context(
+        correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
+    )
+    @metrics.log_metrics(capture_cold_start_metric=True)
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        response: dict[str, Any] = asgi(event, context)
+        metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+        if int(response.get("statusCode", 500)) >= 500:
+            metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
+        return response
+
+    return cast(LambdaHandler, handler)

@@ -1,0 +1,150 @@
+"""Pure ASGI middleware shared by both doors: request context and the body limit."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from common.config import get_settings
+from common.errors import AppError, PayloadTooLarge
+from common.logs import get_logger, logger
+from common.web.errors import error_body_bytes
+
+log = get_logger("http")
+
+
+async def _send_error(
+    send: Send, error: AppError, extra_headers: list[tuple[bytes, bytes]]
+) -> None:
+    body = error_body_bytes(error)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *extra_headers,
+        *((k.lower().encode(), v.encode()) for k, v in error.headers.items()),
+    ]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestContextMiddleware:
+    """Request id, one access-log line per request, and a JSON 500 for the unexpected."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        id_header = (b"x-request-id", request_id.encode())
+        logger.thread_safe_append_keys(request_id=request_id)
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                message["headers"] = [*message.get("headers", []), id_header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error", extra={"path": scope.get("path")})
+            if not response_started:
+                status = 500
+                await _send_error(
+                    send,
+                    AppError(f"internal error; quote request id {request_id}"),
+                    [id_header],
+                )
+        finally:
+            log.info(
+                "request",
+                extra={
+                    "method": scope.get("method"),
+                    "path": scope.get("path"),
+                    "status": status,
+                    "ms": round((time.perf_counter() - started) * 1000, 1),
+                },
+            )
+            logger.thread_safe_remove_keys(["request_id"])
+
+
+def _request_id(scope: Scope) -> str:
+    event: dict[str, Any] | None = scope.get("aws.event")
+    if event:
+        rid = (event.get("requestContext") or {}).get("requestId")
+        if rid:
+            return str(rid)
+    for name, value in scope.get("headers", []):
+        if name == b"x-request-id" and 0 < len(value) <= 128:
+            return str(value.decode("latin-1"))
+    return uuid.uuid4().hex
+
+
+class BodyLimitMiddleware:
+    """Refuse a body over ``max_bytes`` with 413 before any handler reads it.
+
+    The body is read here (it is bounded) and replayed to the app, so a client that
+    lies about Content-Length, or sends chunks without one, is cut off too.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int | None = None) -> None:
+        self.app = app
+        self._max_bytes = max_bytes
+
+    @property
+    def max_bytes(self) -> int:
+        # Read per request, not at import: the settings may change after the app is built.
+        return self._max_bytes or get_settings().MAX_BODY_BYTES
+
+    def _too_large(self, limit: int) -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"the request body is larger than MAX_BODY_BYTES ({limit} bytes)",
+            details={"max_bytes": limit},
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await _send_error(send, self._too_large(limit), [])
+                return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await _send_error(send, self._too_large(limit), [])
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

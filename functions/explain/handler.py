@@ -1,0 +1,20 @@
+"""POST /api/explain: explain a piece of code in plain words."""
+
+from fastapi import APIRouter
+
+from common.agents.explain import ExplainInput, ExplainOutput, explain_code
+from common.logs import logger
+from common.web import ModelDep, PrincipalDep, create_app
+from common.web.lambda_entry import make_lambda_handler
+
+router = APIRouter(tags=["code"])
+
+
+@router.post("/api/explain", response_model=ExplainOutput)
+def explain(body: ExplainInput, principal: PrincipalDep, model: ModelDep) -> ExplainOutput:
+    """Explain code: what it does, how, and what to watch out for."""
+    logger.info("explain", extra={"code_chars": len(body.code), "language": body.language})
+    return explain_code(body, model=model)
+
+
+handler = make_lambda_handler(create_app([router], docs=False))

@@ -1,0 +1,1 @@
+"""The local door: one FastAPI app over every function's router, run by uvicorn."""

@@ -1,0 +1,85 @@
+"""One app serving every function's routes, with the embedded stores it needs.
+
+No logic lives here: the routers come from ``functions/*/handler.py``; the
+lifespan starts what a bare machine lacks and stops it on the way out.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import RedirectResponse
+
+import functions
+from common.config import get_settings
+from common.logs import get_logger, redact_url
+from common.stores import prepare_stores, reset_stores
+from common.stores.embedded import start_embedded
+from common.web import create_app
+
+log = get_logger("local")
+
+
+def discover_routers() -> list[APIRouter]:
+    """The ``router`` of every ``functions/<name>/handler.py``, in name order."""
+    routers = []
+    for info in sorted(pkgutil.iter_modules(functions.__path__), key=lambda i: i.name):
+        if not info.ispkg:
+            continue
+        module = importlib.import_module(f"functions.{info.name}.handler")
+        router = getattr(module, "router", None)
+        if isinstance(router, APIRouter):
+            routers.append(router)
+    return routers
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = get_settings()
+    embedded = start_embedded(settings)
+    # The rest of the process (and anything it spawns) reaches the embedded
+    # servers through the same variables a user would set.
+    os.environ.update(embedded.urls)
+    reset_stores()
+    try:
+        prepare_stores()
+        settings = get_settings()
+        log.info(
+            "stores ready",
+            extra={
+                "embedded": embedded.started,
+                "postgres": redact_url(settings.DATABASE_URL or ""),
+                "redis": redact_url(settings.REDIS_URL or ""),
+                "mongodb": redact_url(settings.MONGODB_URL or ""),
+                "qdrant": settings.QDRANT_URL or str(settings.qdrant_path),
+                "ollama": redact_url(settings.OLLAMA_HOST),
+            },
+        )
+        yield
+    finally:
+        reset_stores()
+        from common.models import reset as reset_model
+
+        reset_model()
+        embedded.stop()
+        for name in embedded.urls:
+            os.environ.pop(name, None)
+        log.info("stopped", extra={"embedded": list(embedded.urls)})
+
+
+def build_app() -> FastAPI:
+    app = create_app(discover_routers(), lifespan=lifespan)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    return app
+
+
+app = build_app()
