@@ -1,0 +1,98 @@
+"""template.yaml: lints clean, and declares every handler under functions/ on its route."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.api import lint_file
+from cfnlint.config import ManualArgs
+from cfnlint.decode import cfn_yaml
+from fastapi.routing import APIRoute
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+HANDLERS = sorted(p.parent.name for p in (ROOT / "functions").glob("*/handler.py"))
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    # cfn-lint's own loader: it turns !Ref / !Sub / !GetAtt into their long forms.
+    return cfn_yaml.load(str(TEMPLATE))
+
+
+def _functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: res.get("Properties", {})
+        for name, res in template["Resources"].items()
+        if res.get("Type") == "AWS::Serverless::Function"
+    }
+
+
+def _http_routes(props: dict[str, Any]) -> set[tuple[str, str]]:
+    return {
+        (str(ev["Properties"]["Method"]).upper(), ev["Properties"]["Path"])
+        for ev in props.get("Events", {}).values()
+        if ev.get("Type") == "HttpApi"
+    }
+
+
+def _handler_routes(name: str) -> set[tuple[str, str]]:
+    module = importlib.import_module(f"functions.{name}.handler")
+    routes = set()
+    for route in module.router.routes:
+        assert isinstance(route, APIRoute), f"functions/{name}: unexpected route {route!r}"
+        routes |= {(method, route.path) for method in route.methods}
+    return routes
+
+
+def test_cfn_lint_reports_no_errors_or_warnings() -> None:
+    # Given the template; When cfn-lint runs with informational checks on
+    matches = lint_file(TEMPLATE, config=ManualArgs(include_checks=["I"], regions=["us-east-1"]))
+    # Then nothing at error or warning level (informational findings are allowed)
+    problems = [str(m) for m in matches if m.rule.id[0] in ("E", "W")]
+    assert problems == []
+
+
+def test_there_are_handlers_to_check() -> None:
+    assert HANDLERS, "no functions/<name>/handler.py found"
+
+
+@pytest.mark.parametrize("name", HANDLERS)
+def test_every_handler_has_its_function_and_route(template: dict[str, Any], name: str) -> None:
+    # Given functions/<name>/handler.py and the route its router declares
+    expected_routes = _handler_routes(name)
+    assert expected_routes, f"functions/{name}/handler.py declares no route"
+    # When looking for the function whose code is that folder
+    matching = {
+        logical_id: props
+        for logical_id, props in _functions(template).items()
+        if str(props.get("CodeUri", "")).rstrip("/") == f"functions/{name}"
+    }
+    # Then there is exactly one, with the Lambda entry point and the same routes
+    assert len(matching) == 1, f"template.yaml needs one function with CodeUri functions/{name}/"
+    logical_id, props = next(iter(matching.items()))
+    assert props["CodeUri"] == f"functions/{name}/"
+    assert props.get("Handler") == "handler.handler", logical_id
+    assert _http_routes(props) == expected_routes, logical_id
+
+
+def test_every_http_function_is_on_the_api_with_the_layer(template: dict[str, Any]) -> None:
+    globals_ = template["Globals"]["Function"]
+    assert globals_["Runtime"] == "python3.12"
+    assert {"Ref": "CommonLayer"} in globals_["Layers"]
+    layer = template["Resources"]["CommonLayer"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    assert "build-CommonLayer:" in (ROOT / "Makefile").read_text()
+    for logical_id, props in _functions(template).items():
+        events = [e for e in props.get("Events", {}).values() if e.get("Type") == "HttpApi"]
+        for event in events:
+            assert event["Properties"].get("ApiId") == {"Ref": "HttpApi"}, logical_id
+        if events:
+            # API Gateway gives up on an HTTP request at 29 s; the function must not outlive it.
+            assert int(props.get("Timeout", globals_["Timeout"])) <= 29, logical_id
+        code_uri = str(props.get("CodeUri", ""))
+        assert (ROOT / code_uri / "handler.py").is_file(), f"{logical_id}: no {code_uri}handler.py"
