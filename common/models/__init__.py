@@ -7,10 +7,20 @@ does, on first use, so a cold start that never calls a model never pays for it.
 from __future__ import annotations
 
 from common.lazy import Lazy
-from common.models.base import ChatResult, Message, ModelClient, TokenCallback, Usage
+from common.models.base import (
+    ChatResult,
+    Embeddings,
+    Message,
+    ModelClient,
+    ResponseFormat,
+    TokenCallback,
+    Usage,
+)
 
 __all__ = [
     "ChatResult",
+    "Embeddings",
+    "ResponseFormat",
     "Message",
     "ModelClient",
     "TokenCallback",

@@ -17,12 +17,29 @@ import ollama
 from common.config import Settings
 from common.errors import ModelError, ModelNotPulled, ModelTimeout, ModelUnavailable
 from common.logs import get_logger, redact_url
-from common.models.base import ChatResult, Message, ResponseFormat, TokenCallback, Usage
+from common.models.base import (
+    ChatResult,
+    Embeddings,
+    Message,
+    ResponseFormat,
+    TokenCallback,
+    Usage,
+)
+from common.models.context import (
+    DEFAULT_ANSWER_TOKENS,
+    choose_num_ctx,
+    estimate_messages,
+    fit_messages,
+)
 
 log = get_logger("models.ollama")
 
 # Ollama's body for a model it does not have; older releases quoted with '.
 _MODEL_NOT_FOUND = re.compile(r"model [\"'][^\"']*[\"'] not found")
+
+
+# When /api/show names no context length (old servers): Ollama's own default window.
+FALLBACK_CONTEXT_LENGTH = 4096
 
 
 class OllamaModelClient:
@@ -40,17 +57,22 @@ class OllamaModelClient:
         Time to open the connection (``OLLAMA_CONNECT_TIMEOUT``).
     """
 
+    provider = "ollama"
+
     def __init__(
         self,
         *,
         host: str,
         model: str,
+        embedding_model: str = "nomic-embed-text",
         timeout_s: float,
         connect_timeout_s: float,
         keep_alive: str | None = None,
     ) -> None:
         self.host = host
         self.model = model
+        self.embedding_model = embedding_model
+        self._context_length: int | None = None
         self.timeout_s = timeout_s
         self.keep_alive = keep_alive
         # The read timeout bounds the wait for each chunk (the first token included);
@@ -64,6 +86,7 @@ class OllamaModelClient:
         return cls(
             host=settings.OLLAMA_HOST,
             model=settings.OLLAMA_MODEL,
+            embedding_model=settings.EMBEDDING_MODEL,
             timeout_s=settings.OLLAMA_TIMEOUT,
             connect_timeout_s=settings.OLLAMA_CONNECT_TIMEOUT,
             keep_alive=settings.OLLAMA_KEEP_ALIVE or None,
@@ -141,10 +164,63 @@ class OllamaModelClient:
     ) -> ChatResult:
         """Send ``messages`` and return the whole answer.
 
+        Unless ``options`` sets ``num_ctx``, the window is chosen from the prompt's
+        size plus room for the answer, capped by the model's context length; context
+        messages that do not fit are dropped, oldest first. An answer cut by the
+        window (``done_reason == "length"`` without a caller's ``num_predict``) or a
+        prompt the server truncated is retried once with the model's whole window,
+        then returned with ``complete`` False for the caller to report.
+
         Raises
         ------
         ModelUnavailable, ModelNotPulled, ModelTimeout, ModelError
         """
+        options = dict(options or {})
+        limit = self.context_length()
+        answer_room = int(options.get("num_predict") or DEFAULT_ANSWER_TOKENS)
+        if answer_room < 0:
+            answer_room = DEFAULT_ANSWER_TOKENS
+        fixed_window = "num_ctx" in options
+        sent, dropped = fit_messages(messages, limit=limit, answer_tokens=answer_room)
+        estimate = estimate_messages(sent)
+        window = (
+            int(options["num_ctx"])
+            if fixed_window
+            else choose_num_ctx(estimate, answer_room, limit)
+        )
+        total = Usage()
+        started = time.monotonic()
+        while True:
+            result = self._chat_once(
+                sent, options={**options, "num_ctx": window}, format=format, on_token=on_token
+            )
+            total = total + result.usage
+            evaluated = result.usage.prompt_tokens
+            result.prompt_truncated = estimate > window or (
+                estimate > window // 2 and 0 < evaluated < estimate // 2
+            )
+            cut_by_window = result.done_reason == "length" and "num_predict" not in options
+            if fixed_window or window >= limit or not (result.prompt_truncated or cut_by_window):
+                break
+            log.info(
+                "answer did not fit the window; retrying with the whole window",
+                extra={"num_ctx": window, "limit": limit, "prompt_estimate": estimate},
+            )
+            window = limit
+        result.usage = total
+        result.num_ctx = window
+        result.dropped_context = dropped
+        result.duration_ms = round((time.monotonic() - started) * 1000)
+        return result
+
+    def _chat_once(
+        self,
+        messages: list[Message],
+        *,
+        options: dict[str, Any],
+        format: ResponseFormat,
+        on_token: TokenCallback | None,
+    ) -> ChatResult:
         started = time.monotonic()
         deadline = started + self.timeout_s
         parts: list[str] = []
@@ -182,17 +258,51 @@ class OllamaModelClient:
                 stream.close()
         if final is None:
             raise ModelError("the model server closed the stream before the answer was done")
-        usage = Usage(
-            prompt_tokens=final.prompt_eval_count or 0,
-            completion_tokens=final.eval_count or 0,
-        )
         return ChatResult(
             content="".join(parts),
             model=final.model or self.model,
-            usage=usage,
+            provider=self.provider,
+            usage=Usage(
+                prompt_tokens=final.prompt_eval_count or 0,
+                completion_tokens=final.eval_count or 0,
+            ),
             duration_ms=round((time.monotonic() - started) * 1000),
             done_reason=final.done_reason,
         )
+
+    def embed(self, texts: list[str]) -> Embeddings:
+        """Vectors for ``texts`` from ``EMBEDDING_MODEL``, in order."""
+        started = time.monotonic()
+        try:
+            response = self._client.embed(
+                model=self.embedding_model, input=texts, keep_alive=self.keep_alive
+            )
+        except Exception as exc:
+            translated = self._translate(exc, self.embedding_model, started)
+            if translated is exc:
+                raise
+            raise translated from exc
+        return Embeddings(
+            vectors=[list(v) for v in response.embeddings],
+            model=self.embedding_model,
+            duration_ms=round((time.monotonic() - started) * 1000),
+            prompt_tokens=response.prompt_eval_count or 0,
+        )
+
+    def context_length(self) -> int:
+        """The chat model's context length from ``/api/show`` (cached per client)."""
+        if self._context_length is None:
+            started = time.monotonic()
+            try:
+                info = self._client.show(self.model).modelinfo or {}
+            except Exception as exc:
+                translated = self._translate(exc, self.model, started)
+                if translated is exc:
+                    raise
+                raise translated from exc
+            lengths = [v for k, v in info.items() if k.endswith(".context_length")]
+            self._context_length = int(lengths[0]) if lengths else FALLBACK_CONTEXT_LENGTH
+        return self._context_length
 
     def health(self) -> dict[str, Any]:
         """Server version and whether the configured model is pulled.

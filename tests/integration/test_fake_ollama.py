@@ -438,15 +438,83 @@ def test_our_chat_streams_tokens_in_order_with_usage(
     assert result.duration_ms >= 0
 
 
-def test_our_chat_passes_length_through(
+def test_our_chat_passes_length_through_when_the_caller_capped_the_answer(
     fake: FakeOllama, make_ours: Callable[..., OllamaModelClient]
 ) -> None:
-    # Given an answer the model stopped for lack of room
+    # Given an answer the model stopped at the caller's own num_predict
     fake.script(["a", "b"], done_reason="length")
-    # When we chat
-    result = make_ours().chat(_user("long"))
-    # Then done_reason says so
+    # When we chat with that cap
+    result = make_ours().chat(_user("long"), options={"num_predict": 2})
+    # Then done_reason says so, the answer is marked incomplete, and nothing is retried
     assert result.done_reason == "length" and result.content == "ab"
+    assert not result.complete
+    assert len(fake.requests_to("/api/chat")) == 1
+
+
+def test_an_answer_cut_by_the_window_is_retried_with_the_whole_window(
+    fake: FakeOllama, make_ours: Callable[..., OllamaModelClient]
+) -> None:
+    # Given a model with a 32k window whose first answer runs out of room
+    fake.context_length[MODEL] = 32768
+    fake.script(["cut"], done_reason="length", prompt_eval_count=5, eval_count=100)
+    fake.script(["whole answer"], prompt_eval_count=5, eval_count=200)
+    # When we chat without a num_predict of our own
+    result = make_ours().chat(_user("explain"))
+    # Then the second try asks for the whole window, and usage adds both tries
+    first, second = (r["json"]["options"]["num_ctx"] for r in fake.requests_to("/api/chat"))
+    assert first == 4096 and second == 32768
+    assert result.content == "whole answer" and result.complete
+    assert result.num_ctx == 32768
+    assert result.usage.completion_tokens == 300
+
+
+def test_the_window_fits_the_prompt_and_is_capped_by_the_model(
+    fake: FakeOllama, make_ours: Callable[..., OllamaModelClient]
+) -> None:
+    # Given a model with an 8k window, a short prompt and a long one
+    fake.context_length[MODEL] = 8192
+    ours = make_ours()
+    # When we chat with each
+    ours.chat(_user("short"))
+    ours.chat(_user("x" * 40_000))
+    # Then the short one gets the minimum window and the long one the model's cap
+    windows = [r["json"]["options"]["num_ctx"] for r in fake.requests_to("/api/chat")]
+    assert windows[0] == 4096
+    assert set(windows[1:]) == {8192}
+    assert len(fake.requests_to("/api/show")) == 1  # the length is asked once
+
+
+def test_context_messages_are_dropped_oldest_first_never_the_task(
+    fake: FakeOllama, make_ours: Callable[..., OllamaModelClient]
+) -> None:
+    # Given a 4k window and three big context messages before the task
+    fake.context_length[MODEL] = 4096
+    messages = [
+        Message(role="system", content="You are a careful coder."),
+        Message(role="user", content="old " * 1500, context=True),
+        Message(role="user", content="newer " * 1000, context=True),
+        Message(role="user", content="newest " * 200, context=True),
+        Message(role="user", content="the task"),
+    ]
+    # When we chat
+    result = make_ours().chat(messages)
+    # Then the oldest context went first, the task and the system prompt stayed
+    sent = [m["content"][:6] for m in fake.requests_to("/api/chat")[0]["json"]["messages"]]
+    assert sent == ["You ar", "newest", "the ta"]
+    assert result.dropped_context == 2
+
+
+def test_a_prompt_the_server_cut_is_marked_truncated(
+    fake: FakeOllama, make_ours: Callable[..., OllamaModelClient]
+) -> None:
+    # Given the model's whole window is already in use and the server evaluates far
+    # fewer prompt tokens than were sent
+    fake.context_length[MODEL] = 4096
+    fake.script("answer", prompt_eval_count=300)
+    # When we send a prompt that does not fit even without context
+    result = make_ours().chat(_user("y" * 20_000))
+    # Then the answer is marked incomplete, not silently returned as whole
+    assert result.prompt_truncated and not result.complete
 
 
 def test_our_request_carries_model_messages_stream_options_and_format(
@@ -470,7 +538,8 @@ def test_our_request_carries_model_messages_stream_options_and_format(
     assert first["format"] == schema
     assert first["keep_alive"] == "10m"
     assert second["stream"] is True
-    assert "options" not in second and "format" not in second
+    # Without options of the caller's, only the window we chose is sent.
+    assert second["options"] == {"num_ctx": 4096} and "format" not in second
 
 
 def test_our_chat_model_not_pulled(
@@ -592,7 +661,7 @@ def test_our_chat_wrong_host_path_is_not_reported_as_model_not_pulled(
     with pytest.raises(AppError) as caught:
         ours.chat(_user("x"))
     # Then the error must not tell the user to pull a model they already have
-    assert fake.requests[-1]["path"] == "/v1/api/chat"
+    assert fake.requests[-1]["path"].startswith("/v1/api/")
     assert not isinstance(caught.value, ModelNotPulled)
     assert "OLLAMA_HOST" in caught.value.message
 

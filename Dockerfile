@@ -1,0 +1,3 @@
+# c
+FROM python:3.12-slim
+USER app
