@@ -7,6 +7,7 @@ precise enough to hand back to the model ("line 3: expected ':'").
 from __future__ import annotations
 
 import ast
+import io
 import json
 import os
 import subprocess
@@ -96,8 +97,8 @@ _DOCKER_INSTRUCTIONS = {
 def _check_dockerfile(code: str) -> CheckResult:
     from dockerfile_parse import DockerfileParser
 
-    parser = DockerfileParser(fileobj=None, env_replace=False)
-    parser.content = code
+    # A file object, never a path: given none, the parser reads and writes ./Dockerfile.
+    parser = DockerfileParser(fileobj=io.BytesIO(code.encode()), env_replace=False)
     instructions = [i for i in parser.structure if i["instruction"] not in ("COMMENT",)]
     if not instructions:
         return CheckResult("parse", False, "no instructions")

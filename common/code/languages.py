@@ -87,10 +87,14 @@ def language_for_path(path: str) -> str | None:
 _SIGNALS: list[tuple[str, re.Pattern[str]]] = [
     ("php", re.compile(r"^\s*<\?php")),
     ("bash", re.compile(r"^#!.*\b(ba|z)?sh\b")),
+    # Ruby before Python: both say "def", only Ruby closes blocks with a bare "end".
+    ("ruby", re.compile(r"^\s*end\s*$|^\s*require\s+['\"]|^\s*puts\s", re.M)),
     (
         "python",
         re.compile(
-            r"^#!.*python|^\s*(def|class)\s+\w+.*:\s*$|^\s*(from\s+[\w.]+\s+)?import\s+\w+", re.M
+            r"^#!.*python|^\s*(async\s+)?def\s+\w+\s*\(|^\s*class\s+\w+.*:\s*$"
+            r"|^\s*(from\s+[\w.]+\s+)?import\s+\w+|^\s*print\(",
+            re.M,
         ),
     ),
     ("dockerfile", re.compile(r"^\s*FROM\s+\S+(\s+AS\s+\w+)?\s*$", re.M | re.I)),
@@ -109,11 +113,11 @@ _SIGNALS: list[tuple[str, re.Pattern[str]]] = [
     ("csharp", re.compile(r"^\s*using\s+System|^\s*namespace\s+[\w.]+", re.M)),
     ("cpp", re.compile(r"#include\s*<(iostream|vector|string)>|std::", re.M)),
     ("c", re.compile(r"#include\s*[<\"]\w+\.h[>\"]", re.M)),
-    ("ruby", re.compile(r"^\s*(def\s+\w+[?!]?\s*$|end\s*$|require\s+['\"])", re.M)),
     (
         "javascript",
         re.compile(
-            r"\b(const|let|var)\s+\w+\s*=|function\s*\w*\s*\(|=>|require\(|console\.log", re.M
+            r"\b(const|let|var)\s+\w+\s*=|function\s*\w*\s*\(|=>|require\(|console\.log",
+            re.M,
         ),
     ),
 ]

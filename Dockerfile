@@ -1,3 +1,0 @@
-# c
-FROM python:3.12-slim
-USER app
