@@ -54,6 +54,7 @@ def base_env(run_stores: object, ollama_fake: object) -> dict[str, str]:
     env = dict(run_stores.env)  # type: ignore[attr-defined]
     env.update(
         OLLAMA_HOST=ollama_fake.url,  # type: ignore[attr-defined]
+        MODEL_PROVIDER="ollama",
         OLLAMA_TIMEOUT="10",
         OLLAMA_CONNECT_TIMEOUT="2",
         RATE_LIMIT_PER_MINUTE="1000",
@@ -91,10 +92,23 @@ def stores(_session_env: None) -> Iterator[None]:
 
 @pytest.fixture
 def ollama(ollama_fake: object, stores: None) -> Iterator[object]:
-    """The Ollama double, cleared of scripts and requests, with the default models pulled."""
+    """The Ollama double, cleared of scripts and requests, with the default models pulled.
+
+    The L0 cache is emptied too: an answer another test scripted must not come back.
+    """
     ollama_fake.reset()  # type: ignore[attr-defined]
+    _clear_model_cache()
     yield ollama_fake
     ollama_fake.reset()  # type: ignore[attr-defined]
+
+
+def _clear_model_cache() -> None:
+    from common.stores.redis_store import get_redis
+
+    redis = get_redis()
+    keys = list(redis.client.scan_iter(match=redis.key("l0:*"), count=1000))
+    if keys:
+        redis.client.delete(*keys)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from common.auth import Principal, authenticate
 from common.config import Settings, get_settings
+from common.context import current_request
 from common.errors import StoreUnavailable, Unauthorized
 from common.logs import logger
 from common.models import ModelClient, get_model_client
@@ -34,6 +35,9 @@ async def require_principal(
     # blocking store calls go to the thread pool.
     principal = await run_in_threadpool(_authenticate, api_key)
     logger.thread_safe_append_keys(api_key_prefix=principal.prefix)
+    info = current_request()
+    if info is not None:
+        info.key_id, info.key_prefix = str(principal.key_id), principal.prefix
     request.state.principal = principal
     remaining = await run_in_threadpool(_count_request, principal, settings)
     if remaining is not None:

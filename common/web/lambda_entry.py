@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from mangum import Mangum
 
 from common.config import get_settings
+from common.history import flush_history
 from common.logs import logger
 
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "AIOrchestrator"))
@@ -32,6 +33,9 @@ def make_lambda_handler(app: FastAPI) -> LambdaHandler:
     @metrics.log_metrics(capture_cold_start_metric=True)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         response: dict[str, Any] = asgi(event, context)
+        # Lambda freezes the process once we return: write the history queued by this
+        # invocation now, or it waits for the next one (or is lost with the instance).
+        flush_history(timeout_s=2.0)
         metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
         if int(response.get("statusCode", 500)) >= 500:
             metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)

@@ -9,6 +9,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.config import get_settings
+from common.context import begin_request, current_request, end_request
 from common.errors import AppError, PayloadTooLarge
 from common.logs import get_logger, logger
 from common.web.errors import error_body_bytes
@@ -43,6 +44,8 @@ class RequestContextMiddleware:
         request_id = _request_id(scope)
         id_header = (b"x-request-id", request_id.encode())
         logger.thread_safe_append_keys(request_id=request_id)
+        context_token = begin_request(request_id)
+        info = current_request()
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
@@ -53,7 +56,15 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                message["headers"] = [*message.get("headers", []), id_header]
+                headers = [*message.get("headers", []), id_header]
+                cache_status = info.cache_status if info else None
+                if cache_status:
+                    headers.append((b"x-cache", cache_status.encode()))
+                # Time spent in the app, so clients (and the benches) can tell the
+                # server's share from the network's.
+                app_ms = (time.perf_counter() - started) * 1000
+                headers.append((b"server-timing", f"app;dur={app_ms:.2f}".encode()))
+                message["headers"] = headers
             await send(message)
 
         try:
@@ -77,7 +88,8 @@ class RequestContextMiddleware:
                     "ms": round((time.perf_counter() - started) * 1000, 1),
                 },
             )
-            logger.thread_safe_remove_keys(["request_id"])
+            logger.thread_safe_remove_keys(["request_id", "api_key_prefix"])
+            end_request(context_token)
 
 
 def _request_id(scope: Scope) -> str:

@@ -53,7 +53,10 @@ def test_both_doors_give_the_same_status_and_body(
     assert response.status_code == lambda_status
     http_body = response.json()
     if case == "ok":
+        # The same request through the second door is answered from the shared cache.
         assert lambda_status == 200
+        assert response.headers["x-cache"] == "hit" and http_body.pop("cached") is True
+        assert lambda_body.pop("cached") is False
         assert isinstance(http_body.pop("duration_ms"), int)
         lambda_body.pop("duration_ms")
     assert http_body == lambda_body

@@ -9,3 +9,11 @@ def _no_network() -> object:
     disable_socket(allow_unix_socket=True)
     yield
     enable_socket()
+
+
+@pytest.fixture(autouse=True)
+def history_entries(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
+    """What the agents would have written to the history collection (no Mongo here)."""
+    recorded: list[dict[str, object]] = []
+    monkeypatch.setattr("common.agents.checked.record_history", recorded.append)
+    return recorded
