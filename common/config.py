@@ -24,6 +24,7 @@ _URL_SCHEMES: dict[str, tuple[str, ...]] = {
     "MONGODB_URL": ("mongodb", "mongodb+srv"),
     "QDRANT_URL": ("http", "https"),
     "OLLAMA_HOST": ("http", "https"),
+    "OPENAI_BASE_URL": ("http", "https"),
 }
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -47,6 +48,16 @@ class Settings(BaseSettings):
     QDRANT_PATH: Path | None = None
     QDRANT_COLLECTION_PREFIX: str = ""
 
+    # Model provider: "auto" (local default) picks Ollama when it answers, else the
+    # embedded model when its extra is installed, else Ollama (whose 503 says what to do).
+    MODEL_PROVIDER: Literal["auto", "ollama", "openai", "embedded"] = "auto"
+    # Where embeddings come from; "auto": the model provider when it can embed, else
+    # the embedded embedder that ships its weights (no server, no download).
+    EMBEDDING_PROVIDER: Literal["auto", "ollama", "openai", "embedded"] = "auto"
+    MAX_ATTEMPTS: int = Field(3, ge=1, le=10)
+    # Redis L0 cache of model answers; 0 turns it off.
+    CACHE_TTL_SECONDS: int = Field(86_400, ge=0)
+
     # Model server.
     OLLAMA_HOST: str = "http://127.0.0.1:11434"
     OLLAMA_MODEL: str = "qwen2.5-coder:7b"
@@ -55,6 +66,18 @@ class Settings(BaseSettings):
     OLLAMA_TIMEOUT: PositiveFloat = 120.0
     OLLAMA_CONNECT_TIMEOUT: PositiveFloat = 5.0
     OLLAMA_KEEP_ALIVE: str = "5m"
+
+    # Any OpenAI-compatible server (llama.cpp server, vLLM, LM Studio).
+    OPENAI_BASE_URL: str | None = None
+    OPENAI_API_KEY: SecretStr | None = None
+    # Model names there; unset: OLLAMA_MODEL and EMBEDDING_MODEL.
+    OPENAI_MODEL: str | None = None
+    OPENAI_EMBEDDING_MODEL: str | None = None
+
+    # The embedded provider (the "embedded" extra): a GGUF file run by llama.cpp.
+    # Unset: the gemma3-270m model shipped on PyPI, assembled under DATA_DIR/models.
+    EMBEDDED_MODEL_PATH: Path | None = None
+    EMBEDDED_CONTEXT_LENGTH: int = Field(4096, ge=512)
 
     # Local server and limits.
     DATA_DIR: Path = Path(".data")
@@ -73,7 +96,13 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "DATABASE_URL", "REDIS_URL", "MONGODB_URL", "QDRANT_URL", "OLLAMA_HOST", mode="after"
+        "DATABASE_URL",
+        "REDIS_URL",
+        "MONGODB_URL",
+        "QDRANT_URL",
+        "OLLAMA_HOST",
+        "OPENAI_BASE_URL",
+        mode="after",
     )
     @classmethod
     def _url_scheme(cls, value: str | None, info: object) -> str | None:

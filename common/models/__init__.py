@@ -32,9 +32,13 @@ __all__ = [
 
 def _create() -> ModelClient:
     from common.config import get_settings
-    from common.models.ollama_client import OllamaModelClient
+    from common.models.cache import CachedModelClient
+    from common.models.providers import create_model_client
+    from common.stores.redis_store import get_redis
 
-    return OllamaModelClient.from_settings(get_settings())
+    settings = get_settings()
+    inner = create_model_client(settings)
+    return CachedModelClient(inner, redis=get_redis, ttl_s=settings.CACHE_TTL_SECONDS)
 
 
 _client: Lazy[ModelClient] = Lazy(_create, lambda client: client.close())

@@ -50,6 +50,8 @@ class ChatResult(BaseModel):
     prompt_truncated: bool = False
     # Context messages dropped before sending because the prompt did not fit.
     dropped_context: int = 0
+    # Answered from the L0 cache, not by the model.
+    cached: bool = False
 
     @property
     def complete(self) -> bool:

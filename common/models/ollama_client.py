@@ -226,26 +226,34 @@ class OllamaModelClient:
         parts: list[str] = []
         final: Any = None
         stream = None
+        request: dict[str, Any] = {
+            "model": self.model,
+            "messages": [m.model_dump() for m in messages],
+            "options": options,
+            "format": format,
+            "keep_alive": self.keep_alive,
+        }
         try:
-            stream = self._client.chat(
-                model=self.model,
-                messages=[m.model_dump() for m in messages],
-                stream=True,
-                options=options,
-                format=format,
-                keep_alive=self.keep_alive,
-            )
-            for chunk in stream:
-                piece = chunk.message.content or ""
-                if piece:
-                    parts.append(piece)
-                    if on_token is not None:
-                        on_token(piece)
-                if chunk.done:
-                    final = chunk
-                    break
+            if on_token is None:
+                # Nobody watches the tokens: one response instead of a chunk per token
+                # (each parsed into a pydantic object) costs the server far less CPU.
+                # The read timeout (OLLAMA_TIMEOUT) bounds the wait for the whole answer.
+                final = self._client.chat(**request, stream=False)
+                parts.append(final.message.content or "")
                 if time.monotonic() > deadline:
                     raise self._timeout(time.monotonic() - started)
+            else:
+                stream = self._client.chat(**request, stream=True)
+                for chunk in stream:
+                    piece = chunk.message.content or ""
+                    if piece:
+                        parts.append(piece)
+                        on_token(piece)
+                    if chunk.done:
+                        final = chunk
+                        break
+                    if time.monotonic() > deadline:
+                        raise self._timeout(time.monotonic() - started)
         except (ModelTimeout, ModelUnavailable, ModelNotPulled, ModelError):
             raise
         except Exception as exc:

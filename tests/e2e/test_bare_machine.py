@@ -45,6 +45,9 @@ def test_bare_machine_serves_explains_the_fix_and_keeps_data(tmp_path: Path) -> 
         **environ_without_stores(),
         "DATA_DIR": str(data_dir),
         "OLLAMA_HOST": closed_port_url(),
+        # "auto" would fall back to the embedded model when its extra is installed;
+        # this test is about the 503 a laptop without any model gets.
+        "MODEL_PROVIDER": "ollama",
         "OLLAMA_CONNECT_TIMEOUT": "1",
         "ENV_FILE": "",
     }

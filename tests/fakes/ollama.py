@@ -107,6 +107,9 @@ class _Disconnected(Exception):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver listens with a backlog of 5: a burst of concurrent clients (the
+    # gateway bench sends 50) would see connections reset.
+    request_queue_size = 256
     allow_reuse_address = True
 
     def __init__(self, fake: FakeOllama) -> None:
@@ -259,6 +262,8 @@ class FakeOllama:
         self.capabilities: dict[str, list[str]] = {}
         self.requests: list[dict[str, Any]] = []
         self.default_answer: str = DEFAULT_ANSWER
+        # Used for every request no script is queued for (benches set a steady pace).
+        self.default_script: Script | None = None
         self.version: str = VERSION
         self._scripts: dict[str, deque[Script]] = {r: deque() for r in ROUTES}
         self._lock = threading.RLock()
@@ -379,6 +384,7 @@ class FakeOllama:
             self.context_length.clear()
             self.capabilities.clear()
             self.default_answer = DEFAULT_ANSWER
+            self.default_script = None
             self.version = VERSION
 
     def requests_to(self, path: str) -> list[dict[str, Any]]:
@@ -599,7 +605,7 @@ class FakeOllama:
             return
         model = str(body["model"])
         stream = body.get("stream", True) is not False
-        script = self._next_script(route) or Script()
+        script = self._next_script(route) or self.default_script or Script()
 
         self._sleep(script.delay_first_s)
         if script.close_after_chunks is not None and not stream:

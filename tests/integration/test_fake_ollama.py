@@ -524,7 +524,12 @@ def test_our_request_carries_model_messages_stream_options_and_format(
     ours = make_ours(keep_alive="10m")
     schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}}
     # When we chat with options and a JSON schema format, then with neither
-    ours.chat(_user("first"), options={"temperature": 0, "num_ctx": 8192}, format=schema)
+    ours.chat(
+        _user("first"),
+        options={"temperature": 0, "num_ctx": 8192},
+        format=schema,
+        on_token=lambda piece: None,
+    )
     ours.chat(_user("second"))
     # Then the recorded requests carry what Ollama needs
     first, second = (r["json"] for r in fake.requests_to("/api/chat"))
@@ -537,7 +542,8 @@ def test_our_request_carries_model_messages_stream_options_and_format(
     assert first["options"] == {"temperature": 0, "num_ctx": 8192}
     assert first["format"] == schema
     assert first["keep_alive"] == "10m"
-    assert second["stream"] is True
+    # Nobody watching the tokens: one answer, not a stream of chunks to parse.
+    assert second["stream"] is False
     # Without options of the caller's, only the window we chose is sent.
     assert second["options"] == {"num_ctx": 4096} and "format" not in second
 
