@@ -9,20 +9,25 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import RedirectResponse
 
 import functions
 from common.config import get_settings
+from common.history import flush_history
 from common.logs import get_logger, redact_url
 from common.stores import prepare_stores, reset_stores
 from common.stores.embedded import start_embedded
 from common.web import create_app
 
 log = get_logger("local")
+
+THREADPOOL_SIZE = 200
 
 
 def discover_routers() -> list[APIRouter]:
@@ -41,6 +46,9 @@ def discover_routers() -> list[APIRouter]:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
+    # Sync routes run in AnyIO's thread pool; its default of 40 threads would queue
+    # the 41st concurrent model call behind a slow answer.
+    anyio.to_thread.current_default_thread_limiter().total_tokens = THREADPOOL_SIZE
     embedded = start_embedded(settings)
     # The rest of the process (and anything it spawns) reaches the embedded
     # servers through the same variables a user would set.
@@ -49,6 +57,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         prepare_stores()
         settings = get_settings()
+        _warm_model()
         log.info(
             "stores ready",
             extra={
@@ -62,6 +71,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         yield
     finally:
+        flush_history(timeout_s=5.0)
         reset_stores()
         from common.models import reset as reset_model
 
@@ -70,6 +80,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for name in embedded.urls:
             os.environ.pop(name, None)
         log.info("stopped", extra={"embedded": list(embedded.urls)})
+
+
+def _warm_model() -> None:
+    """Choose the provider now, and load an embedded model in the background, so the
+    first request (or health check) does not pay seconds for it."""
+    from common.models import get_model_client
+
+    def warm() -> None:
+        try:
+            get_model_client().health()
+        except Exception:  # health reports it; nothing to do at start-up
+            pass
+
+    threading.Thread(target=warm, name="model-warmup", daemon=True).start()
 
 
 def build_app() -> FastAPI:
