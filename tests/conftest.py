@@ -76,11 +76,13 @@ def _session_env(base_env: dict[str, str]) -> Iterator[None]:
 
 
 def _reset_all() -> None:
+    from common.memory import embedders
     from common.models import reset as reset_model
     from common.stores import reset_stores
 
     reset_stores()
     reset_model()
+    embedders.reset()
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Semantic memory: code chunks embedded into Qdrant, searched by meaning."""

@@ -1,0 +1,103 @@
+"""Projects: a named set of code owned by one API key, and its semantic index.
+
+A project is visible to the key that created it only: any other key gets the
+same 404 as for a project that does not exist, so ids reveal nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from common.errors import NotFound
+from common.memory.embedders import get_embedder
+from common.memory.index import index_files, search
+from common.memory.models import IndexReport, SearchOutput
+from common.stores.projects_store import ProjectStore
+
+ProjectName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class ProjectCreate(BaseModel):
+    name: ProjectName = Field(description="A name for people; need not be unique.")
+
+
+class ProjectPublic(BaseModel):
+    id: UUID
+    name: str
+    created_at: datetime
+
+
+def _public(row: dict[str, Any]) -> ProjectPublic:
+    return ProjectPublic.model_validate(row, from_attributes=False)
+
+
+def create_project(*, name: str, owner_key_id: UUID, store: ProjectStore) -> ProjectPublic:
+    """Create a project owned by ``owner_key_id``.
+
+    Parameters
+    ----------
+    name:
+        Its name (already validated by :class:`ProjectCreate`).
+    owner_key_id:
+        The API key that will own it.
+    store:
+        Where projects live.
+
+    Returns
+    -------
+    ProjectPublic
+    """
+    return _public(store.insert_project(name=name, owner_key_id=owner_key_id))
+
+
+def get_project(*, project_id: UUID, owner_key_id: UUID, store: ProjectStore) -> ProjectPublic:
+    """The project ``project_id`` when ``owner_key_id`` owns it.
+
+    Raises
+    ------
+    NotFound
+        No such project, or another key's: the two are not told apart.
+    """
+    row = store.find_project(project_id=project_id, owner_key_id=owner_key_id)
+    if row is None:
+        raise NotFound(f"no project {project_id}")
+    return _public(row)
+
+
+def index_project(
+    *, project_id: UUID, owner_key_id: UUID, files: dict[str, str], store: ProjectStore
+) -> IndexReport:
+    """Index the project's files (the whole set) for semantic search.
+
+    Raises
+    ------
+    NotFound
+        Not the caller's project.
+    StoreUnavailable, ModelUnavailable, ModelNotPulled, ModelTimeout, ModelError
+        Qdrant or the embedder failed.
+    """
+    get_project(project_id=project_id, owner_key_id=owner_key_id, store=store)
+    return index_files(project_id=project_id, files=files)
+
+
+def search_project(
+    *, project_id: UUID, owner_key_id: UUID, query: str, k: int, store: ProjectStore
+) -> SearchOutput:
+    """The ``k`` chunks of the project closest in meaning to ``query``.
+
+    Raises
+    ------
+    NotFound
+        Not the caller's project.
+    Conflict
+        The project was indexed with another embedder: index it again.
+    StoreUnavailable, ModelUnavailable, ModelNotPulled, ModelTimeout, ModelError
+    """
+    get_project(project_id=project_id, owner_key_id=owner_key_id, store=store)
+    embedder = get_embedder()
+    hits = search(project_id, query, k, embedder=embedder)
+    return SearchOutput(hits=hits, embedder=embedder.name)
