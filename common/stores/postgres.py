@@ -144,8 +144,8 @@ class PostgresStore:
         with self.connection() as conn:
             row: dict[str, Any] | None = conn.execute(
                 "SELECT k.id, k.user_id, k.name, k.prefix, k.key_hash, k.revoked_at,"
-                " u.name AS user_name FROM api_keys k JOIN users u ON u.id = k.user_id"
-                " WHERE k.prefix = %s",
+                " k.last_used_at, u.name AS user_name"
+                " FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.prefix = %s",
                 (prefix,),
             ).fetchone()
         return row

@@ -21,7 +21,18 @@ _api_key_header = APIKeyHeader(
     description="An API key from `python -m common.cli keys create --name NAME`.",
 )
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+# Cheap lookups are async dependencies on purpose: FastAPI runs a sync dependency in
+# the thread pool, and every hop there costs more event-loop CPU than the lookup.
+async def _settings() -> Settings:
+    return get_settings()
+
+
+async def _model() -> ModelClient:
+    return get_model_client()
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
 async def require_principal(
@@ -33,16 +44,23 @@ async def require_principal(
     # async so that the log keys set here live in the request's context (a sync
     # dependency runs in a worker thread whose context is thrown away); the
     # blocking store calls go to the thread pool.
-    principal = await run_in_threadpool(_authenticate, api_key)
+    # One hop to the pool for both store calls.
+    principal, remaining = await run_in_threadpool(_authenticate_and_count, api_key, settings)
     logger.thread_safe_append_keys(api_key_prefix=principal.prefix)
     info = current_request()
     if info is not None:
         info.key_id, info.key_prefix = str(principal.key_id), principal.prefix
     request.state.principal = principal
-    remaining = await run_in_threadpool(_count_request, principal, settings)
     if remaining is not None:
         request.state.rate_limit_remaining = remaining
     return principal
+
+
+def _authenticate_and_count(
+    api_key: str | None, settings: Settings
+) -> tuple[Principal, int | None]:
+    principal = _authenticate(api_key)
+    return principal, _count_request(principal, settings)
 
 
 def _authenticate(api_key: str | None) -> Principal:
@@ -69,4 +87,4 @@ def _count_request(principal: Principal, settings: Settings) -> int | None:
 
 
 PrincipalDep = Annotated[Principal, Depends(require_principal)]
-ModelDep = Annotated[ModelClient, Depends(get_model_client)]
+ModelDep = Annotated[ModelClient, Depends(_model)]

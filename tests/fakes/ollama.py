@@ -668,6 +668,10 @@ class FakeOllama:
             }
 
         if not stream:
+            # A real server takes as long to generate an answer it does not stream.
+            for _ in self._with_gaps(pieces, script.delay_between_s):
+                pass
+            self._sleep(script.delay_between_s if pieces else 0)
             if script.error_mid_stream is not None:
                 h.send_error_json(500, script.error_mid_stream)
                 return
