@@ -5,6 +5,6 @@ only module that knows Lambda.
 """
 
 from common.web.app import create_app
-from common.web.deps import ModelDep, PrincipalDep, SettingsDep
+from common.web.deps import ModelDep, PrincipalDep, SettingsDep, run_blocking
 
-__all__ = ["ModelDep", "PrincipalDep", "SettingsDep", "create_app"]
+__all__ = ["ModelDep", "PrincipalDep", "SettingsDep", "create_app", "run_blocking"]

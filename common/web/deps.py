@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
@@ -14,6 +15,8 @@ from common.context import current_request
 from common.errors import StoreUnavailable, Unauthorized
 from common.logs import logger
 from common.models import ModelClient, get_model_client
+
+T = TypeVar("T")
 
 _api_key_header = APIKeyHeader(
     name="X-API-Key",
@@ -84,6 +87,15 @@ def _count_request(principal: Principal, settings: Settings) -> int | None:
     return check_rate_limit(
         str(principal.key_id), limit_per_minute=settings.RATE_LIMIT_PER_MINUTE, redis=redis
     )
+
+
+async def run_blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run blocking domain code in the thread pool from an ``async def`` route.
+
+    A sync route costs two hops to the pool (the route, then the validation of its
+    answer); an async route awaiting this costs one.
+    """
+    return await run_in_threadpool(fn, *args, **kwargs)
 
 
 PrincipalDep = Annotated[Principal, Depends(require_principal)]
