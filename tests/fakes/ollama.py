@@ -28,16 +28,14 @@ import json
 import math
 import random
 import re
-import socket
-import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.fakes._http import DoubleHandler, HttpDouble
 
 __all__ = ["DEFAULT_MODELS", "FakeOllama", "Script"]
 
@@ -101,132 +99,24 @@ class Script:
     embeddings: list[list[float]] | None = None
 
 
-class _Disconnected(Exception):
-    """The client went away, or the script dropped the connection."""
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # socketserver listens with a backlog of 5: a burst of concurrent clients (the
-    # gateway bench sends 50) would see connections reset.
-    request_queue_size = 256
-    allow_reuse_address = True
-
-    def __init__(self, fake: FakeOllama) -> None:
-        self.fake = fake
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hangs up mid-answer is normal here: no traceback on stderr.
-        # Anything else is a bug in the double, and says so.
-        if isinstance(sys.exc_info()[1], _Disconnected | OSError):
-            return
-        super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(DoubleHandler):
     server_version = "FakeOllama/" + VERSION
-    sys_version = ""
-    server: _Server
-
-    # -- plumbing -------------------------------------------------------------
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def setup(self) -> None:
-        super().setup()
-        # Go's net/http (Ollama) disables Nagle; without this the headers and body of
-        # each answer go out as two segments and the second waits ~40 ms for the
-        # client's delayed ACK: every call would look 40 ms slower than Ollama's.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def handle_one_request(self) -> None:
-        try:
-            super().handle_one_request()
-        except (_Disconnected, ConnectionError, TimeoutError, OSError):
-            self.close_connection = True
-
-    def do_GET(self) -> None:
-        self.server.fake._dispatch(self, "GET")
+    json_content_type = "application/json; charset=utf-8"
 
     def do_HEAD(self) -> None:
         self.server.fake._dispatch(self, "HEAD")
-
-    def do_POST(self) -> None:
-        self.server.fake._dispatch(self, "POST")
-
-    def do_PUT(self) -> None:
-        self.server.fake._dispatch(self, "PUT")
-
-    def do_DELETE(self) -> None:
-        self.server.fake._dispatch(self, "DELETE")
-
-    def read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    def send_bytes(
-        self, status: int, body: bytes, content_type: str, *, head: bool = False
-    ) -> None:
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Date", self.date_time_string())
-            self.end_headers()
-            if not head:
-                self.wfile.write(body)
-            self.wfile.flush()
-        except OSError as exc:
-            raise _Disconnected from exc
-
-    def send_json(self, status: int, obj: Any, *, head: bool = False) -> None:
-        body = json.dumps(obj, separators=(",", ":")).encode()
-        self.send_bytes(status, body, "application/json; charset=utf-8", head=head)
 
     def send_error_json(self, status: int, message: str) -> None:
         self.send_json(status, {"error": message})
 
     def start_stream(self) -> None:
-        try:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-ndjson")
-            self.send_header("Transfer-Encoding", "chunked")
-            self.send_header("Date", self.date_time_string())
-            self.end_headers()
-            self.wfile.flush()
-        except OSError as exc:
-            raise _Disconnected from exc
+        self.start_chunked("application/x-ndjson")
 
     def send_chunk(self, obj: Any) -> None:
-        data = json.dumps(obj, separators=(",", ":")).encode() + b"\n"
-        try:
-            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-            self.wfile.flush()
-        except OSError as exc:
-            raise _Disconnected from exc
-
-    def end_stream(self) -> None:
-        try:
-            self.wfile.write(b"0\r\n\r\n")
-            self.wfile.flush()
-        except OSError as exc:
-            raise _Disconnected from exc
-
-    def drop(self) -> None:
-        """Close the connection abruptly, as a crashed server would."""
-        self.close_connection = True
-        try:
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        raise _Disconnected
+        self.send_chunked(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
 
 
-class FakeOllama:
+class FakeOllama(HttpDouble):
     """An Ollama server double on ``127.0.0.1:<random port>``.
 
     Parameters
@@ -254,6 +144,9 @@ class FakeOllama:
         line of the last user message (or of the prompt).
     """
 
+    handler = _Handler
+    thread_name = "fake-ollama"
+
     DEFAULT_CONTEXT_LENGTH = 32768
 
     def __init__(
@@ -273,54 +166,7 @@ class FakeOllama:
         self.default_script: Script | None = None
         self.version: str = VERSION
         self._scripts: dict[str, deque[Script]] = {r: deque() for r in ROUTES}
-        self._lock = threading.RLock()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- life cycle -----------------------------------------------------------
-
-    def start(self) -> FakeOllama:
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"fake-ollama-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._stopping.set()  # wakes any handler sleeping in a scripted delay
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> FakeOllama:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("FakeOllama is not started")
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        super().__init__()
 
     # -- scripting ------------------------------------------------------------
 
@@ -502,12 +348,6 @@ class FakeOllama:
         }
 
     # -- request handling (server threads) -------------------------------------
-
-    def _sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            self._stopping.wait(seconds)
-        if self._stopping.is_set():
-            raise _Disconnected
 
     def _next_script(self, route: str) -> Script | None:
         with self._lock:

@@ -37,17 +37,15 @@ import json
 import math
 import random
 import re
-import socket
 import struct
-import sys
-import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.fakes._http import DoubleHandler, HttpDouble
 
 __all__ = ["DEFAULT_MODELS", "FakeOpenAI", "Script"]
 
@@ -122,124 +120,21 @@ class Script:
     embeddings: list[list[float]] | None = None
 
 
-class _Disconnected(Exception):
-    """The client went away, or the script dropped the connection."""
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, fake: FakeOpenAI) -> None:
-        self.fake = fake
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hangs up mid-answer is normal here: no traceback on stderr.
-        # Anything else is a bug in the double, and says so.
-        if isinstance(sys.exc_info()[1], _Disconnected | OSError):
-            return
-        super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(DoubleHandler):
     server_version = "FakeOpenAI/1.0"
-    sys_version = ""
-    server: _Server
-
-    # -- plumbing -------------------------------------------------------------
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def setup(self) -> None:
-        super().setup()
-        # Real servers disable Nagle: without it each answer stalls ~40 ms on the
-        # client's delayed ACK between the header and body segments.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def handle_one_request(self) -> None:
-        try:
-            super().handle_one_request()
-        except (_Disconnected, ConnectionError, TimeoutError, OSError):
-            self.close_connection = True
-
-    def do_GET(self) -> None:
-        self.server.fake._dispatch(self, "GET")
-
-    def do_POST(self) -> None:
-        self.server.fake._dispatch(self, "POST")
-
-    def do_PUT(self) -> None:
-        self.server.fake._dispatch(self, "PUT")
-
-    def do_DELETE(self) -> None:
-        self.server.fake._dispatch(self, "DELETE")
-
-    def read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    def send_bytes(self, status: int, body: bytes, content_type: str) -> None:
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Date", self.date_time_string())
-            self.end_headers()
-            self.wfile.write(body)
-            self.wfile.flush()
-        except OSError as exc:
-            raise _Disconnected from exc
-
-    def send_json(self, status: int, obj: Any) -> None:
-        body = json.dumps(obj, separators=(",", ":")).encode()
-        self.send_bytes(status, body, "application/json")
 
     def send_error_json(self, status: int, message: str, **fields: Any) -> None:
         self.send_json(status, error_body(message, **fields))
 
     def start_stream(self) -> None:
-        try:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-            self.send_header("Cache-Control", "no-cache")
-            self.send_header("Transfer-Encoding", "chunked")
-            self.send_header("Date", self.date_time_string())
-            self.end_headers()
-            self.wfile.flush()
-        except OSError as exc:
-            raise _Disconnected from exc
+        self.start_chunked("text/event-stream; charset=utf-8", Cache_Control="no-cache")
 
     def send_event(self, data: Any) -> None:
         text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
-        payload = f"data: {text}\n\n".encode()
-        try:
-            self.wfile.write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
-            self.wfile.flush()
-        except OSError as exc:
-            raise _Disconnected from exc
-
-    def end_stream(self) -> None:
-        try:
-            self.wfile.write(b"0\r\n\r\n")
-            self.wfile.flush()
-        except OSError as exc:
-            raise _Disconnected from exc
-
-    def drop(self) -> None:
-        """Close the connection abruptly, as a crashed server would."""
-        self.close_connection = True
-        try:
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        raise _Disconnected
+        self.send_chunked(f"data: {text}\n\n".encode())
 
 
-class FakeOpenAI:
+class FakeOpenAI(HttpDouble):
     """An OpenAI-compatible server double on ``127.0.0.1:<random port>``.
 
     Parameters
@@ -271,6 +166,9 @@ class FakeOpenAI:
         line of the last user message.
     """
 
+    handler = _Handler
+    thread_name = "fake-openai"
+
     def __init__(
         self,
         *,
@@ -289,55 +187,7 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []
         self.default_answer: str = DEFAULT_ANSWER
         self._scripts: dict[str, deque[Script]] = {r: deque() for r in ROUTES}
-        self._lock = threading.RLock()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- life cycle -----------------------------------------------------------
-
-    def start(self) -> FakeOpenAI:
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"fake-openai-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._stopping.set()  # wakes any handler sleeping in a scripted delay
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> FakeOpenAI:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("FakeOpenAI is not started")
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        """The server's root (where ``/props`` lives)."""
-        return f"http://127.0.0.1:{self.port}"
+        super().__init__()
 
     @property
     def base_url(self) -> str:
@@ -426,12 +276,6 @@ class FakeOpenAI:
             return [r for r in self.requests if r["path"] == path]
 
     # -- request handling (server threads) -------------------------------------
-
-    def _sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            self._stopping.wait(seconds)
-        if self._stopping.is_set():
-            raise _Disconnected
 
     def _next_script(self, route: str) -> Script | None:
         with self._lock:
