@@ -159,8 +159,6 @@ def ask_json(
         return value, problems, []
 
     def follow_up(result: ChatResult, problems: list[str]) -> list[Message]:
-        if result.done_reason == "length":
-            return [Message(role="user", content=prompts.text("continue_shorter"))]
         return [
             Message(
                 role="user",
@@ -232,8 +230,6 @@ def ask_code(
         return answer, [], results
 
     def follow_up(result: ChatResult, problems: list[str]) -> list[Message]:
-        if result.done_reason == "length":
-            return [Message(role="user", content=prompts.text("continue_shorter"))]
         return [
             Message(
                 role="user",
@@ -281,6 +277,7 @@ def ask_text(
         return text, [], []
 
     def follow_up(result: ChatResult, problems: list[str]) -> list[Message]:
+        # Not cut off (the loop handles that): empty, or the prompt was cut.
         if result.content.strip():
             return [Message(role="user", content=prompts.text("continue_shorter"))]
         return []
@@ -301,6 +298,7 @@ def ask_text(
 # -- the loop ----------------------------------------------------------------
 
 CheckFn = Callable[[ChatResult], tuple[Any, list[str], list[CheckResult]]]
+# What to say back after a failed answer that was not cut off (the loop handles that).
 FollowUp = Callable[[ChatResult, list[str]], list[Message]]
 
 
@@ -363,10 +361,15 @@ def _ask(
         )
         # A cached answer failed its checks: asking the same again gives the same.
         options = {**options, "cache": False} if result.cached else options
+        if result.done_reason == "length":
+            # Whatever the kind of answer, one cut off is asked again, shorter.
+            said_back = [Message(role="user", content=prompts.text("continue_shorter"))]
+        else:
+            said_back = follow_up(result, problems)
         conversation = [
             *conversation,
             Message(role="assistant", content=result.content),
-            *follow_up(result, problems),
+            *said_back,
         ]
         if conversation[-1].role == "assistant":
             conversation = list(messages)  # nothing to say back (empty answer): ask afresh
