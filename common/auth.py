@@ -136,6 +136,13 @@ def revoke_key(*, store: ApiKeyStore, prefix: str) -> datetime:
     return revoked_at
 
 
+def presented_key(key: str | None) -> str:
+    """``key`` when one was sent; a missing key is a 401 before any store is asked."""
+    if not key:
+        raise Unauthorized("missing API key: send it in the X-API-Key header")
+    return key
+
+
 def authenticate(key: str | None, *, store: ApiKeyStore) -> Principal:
     """The principal behind ``key``.
 
@@ -144,8 +151,7 @@ def authenticate(key: str | None, *, store: ApiKeyStore) -> Principal:
     Unauthorized
         Missing, malformed, unknown or revoked key. The message never repeats the key.
     """
-    if not key:
-        raise Unauthorized("missing API key: send it in the X-API-Key header")
+    key = presented_key(key)
     prefix = split_key(key)
     row = store.find_api_key(prefix) if prefix else None
     # Compare even when the prefix is unknown, so timing does not tell which part was wrong.

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Security
 from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
-from common.auth import Principal, authenticate
+from common.auth import Principal, authenticate, presented_key
 from common.config import Settings, get_settings
 from common.context import current_request
-from common.errors import StoreUnavailable, Unauthorized
+from common.errors import StoreUnavailable
 from common.logs import logger
 from common.models import ModelClient, get_model_client
 
@@ -39,40 +39,30 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
 async def require_principal(
-    request: Request,
     settings: SettingsDep,
     api_key: Annotated[str | None, Security(_api_key_header)] = None,
 ) -> Principal:
     """Authenticate the X-API-Key header, then count the request against the key's limit."""
     # async so that the log keys set here live in the request's context (a sync
     # dependency runs in a worker thread whose context is thrown away); the
-    # blocking store calls go to the thread pool.
-    # One hop to the pool for both store calls.
-    principal, remaining = await run_in_threadpool(_authenticate_and_count, api_key, settings)
+    # blocking store calls go to the thread pool, in one hop.
+    principal = await run_in_threadpool(_authenticate_and_count, api_key, settings)
     logger.thread_safe_append_keys(api_key_prefix=principal.prefix)
     info = current_request()
     if info is not None:
         info.key_id, info.key_prefix = str(principal.key_id), principal.prefix
-    request.state.principal = principal
-    if remaining is not None:
-        request.state.rate_limit_remaining = remaining
     return principal
 
 
-def _authenticate_and_count(
-    api_key: str | None, settings: Settings
-) -> tuple[Principal, int | None]:
-    principal = _authenticate(api_key)
-    return principal, _count_request(principal, settings)
-
-
-def _authenticate(api_key: str | None) -> Principal:
-    if not api_key:
-        # A missing key is a 401 whatever the stores' state: no database needed to say so.
-        raise Unauthorized("missing API key: send it in the X-API-Key header")
+def _authenticate_and_count(api_key: str | None, settings: Settings) -> Principal:
+    # Checked before the store is asked for: a missing key is a 401 whatever the
+    # database's state.
+    key = presented_key(api_key)
     from common.stores.postgres import get_postgres
 
-    return authenticate(api_key, store=get_postgres())
+    principal = authenticate(key, store=get_postgres())
+    _count_request(principal, settings)
+    return principal
 
 
 def _count_request(principal: Principal, settings: Settings) -> int | None:

@@ -46,7 +46,6 @@ class RequestContextMiddleware:
         logger.thread_safe_append_keys(request_id=request_id)
         context_token = begin_request(request_id)
         info = current_request()
-        scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
         response_started = False
