@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from common.code.languages import parser_for
@@ -181,8 +182,18 @@ def check_lint(code: str, language: str | None) -> CheckResult:
 
 
 def check_code(code: str, language: str | None) -> list[CheckResult]:
-    """Parse, then lint when it parses."""
+    """Parse, then lint when it parses.
+
+    Results are remembered by content: the Lead architect re-checks every file a
+    worker has just checked, and each round re-checks the files that did not change;
+    a lint is a subprocess, and the same text always gets the same answer.
+    """
+    return list(_check_code(code, language))
+
+
+@lru_cache(maxsize=512)
+def _check_code(code: str, language: str | None) -> tuple[CheckResult, ...]:
     parsed = check_parse(code, language)
     if not parsed.ok:
-        return [parsed]
-    return [parsed, check_lint(code, language)]
+        return (parsed,)
+    return (parsed, check_lint(code, language))
