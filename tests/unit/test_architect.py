@@ -129,3 +129,14 @@ def test_an_unusable_plan_is_a_model_output_error() -> None:
 
     with pytest.raises(ModelOutputInvalid):
         build_project("a shop", model=model, workers={"code": CodeWorker()})
+
+
+def test_the_default_workers_cover_every_worker_a_plan_can_name() -> None:
+    from typing import get_args
+
+    from common.agents.workers import WorkerName, default_workers
+
+    workers = default_workers()
+
+    assert set(workers) == set(get_args(WorkerName))
+    assert all(worker.name == name for name, worker in workers.items())
