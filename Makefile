@@ -65,6 +65,7 @@ bench: $(STAMP_DEV)
 	$(PY) bench/cold_start.py
 	$(PY) bench/gateway.py
 	$(PY) bench/cache.py
+	$(PY) bench/jobs.py
 
 pr: lint typecheck test
 

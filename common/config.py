@@ -25,6 +25,7 @@ _URL_SCHEMES: dict[str, tuple[str, ...]] = {
     "QDRANT_URL": ("http", "https"),
     "OLLAMA_HOST": ("http", "https"),
     "OPENAI_BASE_URL": ("http", "https"),
+    "JOB_QUEUE_URL": ("https", "http"),
 }
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -87,6 +88,19 @@ class Settings(BaseSettings):
     RATE_LIMIT_PER_MINUTE: int = Field(60, ge=0)
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # Jobs (common/jobs): an SQS queue when JOB_QUEUE_URL is set (AWS), else a Redis
+    # stream. A running job's worker renews a JOB_LEASE_SECONDS lease every third of
+    # it; an expired lease means the worker died. Its stream entry is reclaimed after
+    # JOB_RECLAIM_IDLE_SECONDS idle; every JOB_SWEEP_SECONDS (0: never) a worker
+    # re-sends jobs whose message was lost (queued JOB_REQUEUE_SECONDS ago).
+    JOB_QUEUE_URL: str | None = None
+    JOB_CONCURRENCY: int = Field(2, ge=0, le=64)  # jobs at once per worker; 0: no local worker
+    JOB_MAX_ATTEMPTS: int = Field(3, ge=1, le=10)
+    JOB_LEASE_SECONDS: PositiveFloat = 30.0
+    JOB_RECLAIM_IDLE_SECONDS: PositiveFloat = 45.0
+    JOB_SWEEP_SECONDS: float = Field(60.0, ge=0)
+    JOB_REQUEUE_SECONDS: PositiveFloat = 300.0
+
     @field_validator("OLLAMA_HOST", mode="before")
     @classmethod
     def _ollama_scheme(cls, value: object) -> object:
@@ -102,6 +116,7 @@ class Settings(BaseSettings):
         "QDRANT_URL",
         "OLLAMA_HOST",
         "OPENAI_BASE_URL",
+        "JOB_QUEUE_URL",
         mode="after",
     )
     @classmethod

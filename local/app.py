@@ -20,10 +20,12 @@ from fastapi.responses import RedirectResponse
 import functions
 from common.config import get_settings
 from common.history import flush_history
+from common.jobs.worker import start_local_worker
 from common.logs import get_logger, redact_url
 from common.stores import prepare_stores, reset_stores
 from common.stores.embedded import start_embedded
 from common.web import create_app
+from common.worker import publish_local_store_urls, withdraw_local_store_urls
 
 log = get_logger("local")
 
@@ -54,9 +56,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # servers through the same variables a user would set.
     os.environ.update(embedded.urls)
     reset_stores()
+    worker = None
     try:
         prepare_stores()
         settings = get_settings()
+        # One job worker in-process; `python -m common.worker` adds more, on the
+        # embedded stores' URLs published here.
+        publish_local_store_urls(settings.DATA_DIR.expanduser().resolve(), embedded.urls)
+        worker = start_local_worker()
         _warm_model()
         log.info(
             "stores ready",
@@ -72,6 +79,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         flush_history(timeout_s=5.0)
+        if worker is not None:
+            worker.stop(grace_s=5.0)
+        withdraw_local_store_urls(settings.DATA_DIR.expanduser().resolve())
         reset_stores()
         from common.models import reset as reset_model
 

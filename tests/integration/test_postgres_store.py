@@ -1,6 +1,6 @@
 """Migrations and key queries against the run's real PostgreSQL."""
 
-from common.stores.postgres import get_postgres
+from common.stores.postgres import _migration_files, get_postgres
 
 
 def test_migrations_are_applied_once_and_idempotent(stores: None) -> None:
@@ -17,9 +17,14 @@ def test_migrations_are_applied_once_and_idempotent(stores: None) -> None:
                 " WHERE table_schema = current_schema()"
             )
         }
-        versions = [r["version"] for r in conn.execute("SELECT version FROM schema_migrations")]
+        versions = [
+            r["version"]
+            for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")
+        ]
     assert {"users", "api_keys", "projects", "jobs", "metrics", "git_credentials"} <= tables
-    assert versions == [1]
+    # Every numbered file once, in order (0001_initial.sql, 0002_jobs_progress.sql, ...).
+    assert versions == [version for version, _, _ in _migration_files()]
+    assert versions[:2] == [1, 2]
 
 
 def test_run_has_its_own_schema_or_database(stores: None, run_stores: object) -> None:

@@ -1,0 +1,124 @@
+"""The jobs API the endpoints call: submit, look at, cancel.
+
+A job belongs to the API key that submitted it: any other key gets the same
+``NotFound`` as for a job that does not exist, so ids reveal nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+from common.auth import Principal
+from common.errors import InvalidInput, NotFound, StoreUnavailable
+from common.jobs.kinds import check_kind
+from common.jobs.models import JobAccepted, JobView, status_url, view_from_row, ws_url
+from common.jobs.queue import JobQueue, get_job_queue
+from common.jobs.store import JobStore, get_job_store
+from common.logs import get_logger
+
+log = get_logger("jobs")
+
+
+def submit_job(
+    *,
+    kind: str,
+    input: dict[str, Any],
+    principal: Principal,
+    project_id: UUID | None = None,
+    store: JobStore | None = None,
+    queue: JobQueue | None = None,
+) -> JobAccepted:
+    """Store a job (PostgreSQL commits first), then put its id on the queue.
+
+    Parameters
+    ----------
+    kind:
+        A key of :data:`common.jobs.kinds.KINDS`.
+    input:
+        The runner's input, JSON-able.
+    principal:
+        The caller: only this key can see or cancel the job.
+    project_id:
+        The project it works on, if any (the caller checked it is theirs).
+    store, queue:
+        Injected for tests; default to the process-wide ones.
+
+    Returns
+    -------
+    JobAccepted
+        The job id and where to follow it (the body of a 202).
+
+    Raises
+    ------
+    InvalidInput
+        Unknown kind, or an input that is not JSON.
+    NotFound
+        ``project_id`` does not exist.
+    StoreUnavailable
+        PostgreSQL is down (nothing was stored). A queue outage is not an error:
+        the job is stored, and a worker's sweeper sends it when the queue is back.
+    """
+    check_kind(kind)
+    try:
+        json.dumps(input)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("the job input is not JSON") from exc
+    store = store or get_job_store()
+    row = store.insert_job(kind=kind, input=input, key_id=principal.key_id, project_id=project_id)
+    job_id = UUID(str(row["id"]))
+    try:
+        (queue or get_job_queue()).send(job_id)
+    except Exception as exc:
+        # Stored but not sent: the sweeper re-sends jobs whose enqueued_at is empty.
+        log.warning(
+            "job stored but not enqueued; a worker's sweeper will send it",
+            extra={"job_id": str(job_id), "error": type(exc).__name__},
+        )
+        try:
+            store.mark_unsent(job_id)
+        except StoreUnavailable:
+            pass  # it is found anyway once its enqueued_at is JOB_REQUEUE_SECONDS old
+    log.info("job queued", extra={"job_id": str(job_id), "kind": kind})
+    return JobAccepted(
+        job_id=job_id, status="queued", status_url=status_url(job_id), ws_url=ws_url(job_id)
+    )
+
+
+def get_job(job_id: UUID, *, principal: Principal, store: JobStore | None = None) -> JobView:
+    """The job's status, progress and (when finished) result or error.
+
+    Raises
+    ------
+    NotFound
+        No such job, or another key's: the two are not told apart.
+    """
+    row = (store or get_job_store()).find_job(job_id, key_id=principal.key_id)
+    if row is None:
+        raise NotFound(f"no job {job_id}")
+    return view_from_row(row)
+
+
+def cancel_job(job_id: UUID, *, principal: Principal, store: JobStore | None = None) -> JobView:
+    """Cancel a job: a queued one at once; a running one is asked to stop
+    (``cancel_requested``; its runner sees ``ctx.cancelled()`` within a heartbeat,
+    and the job ends ``cancelled``). A finished job is returned unchanged.
+
+    Raises
+    ------
+    NotFound
+        No such job, or another key's.
+    """
+    from common.jobs.events import get_event_sink
+
+    row = (store or get_job_store()).request_cancel(job_id, key_id=principal.key_id)
+    if row is None:
+        raise NotFound(f"no job {job_id}")
+    view = view_from_row(row)
+    if view.status == "cancelled" or view.cancel_requested:
+        event = {"type": "status", "status": "cancelled"}
+        if view.status == "running":
+            event = {"type": "cancel_requested"}
+        get_event_sink().publish(job_id, event)
+    return view
