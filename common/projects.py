@@ -6,6 +6,7 @@ same 404 as for a project that does not exist, so ids reveal nothing.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -81,7 +82,51 @@ def index_project(
         Qdrant or the embedder failed.
     """
     get_project(project_id=project_id, owner_key_id=owner_key_id, store=store)
-    return index_files(project_id=project_id, files=files)
+    report = index_files(project_id=project_id, files=files)
+    save_project_files(project_id, files)
+    return report
+
+
+def save_project_files(project_id: UUID, files: dict[str, str]) -> None:
+    """Keep ``files`` (the whole set) as the project's files in MongoDB."""
+    from pymongo import DeleteMany, ReplaceOne
+
+    from common.stores.mongo import get_mongo
+
+    pid = str(project_id)
+    writes: list[Any] = [
+        ReplaceOne(
+            {"project_id": pid, "path": path},
+            {
+                "project_id": pid,
+                "path": path,
+                "content": content,
+                "sha256": hashlib.sha256(content.encode()).hexdigest(),
+            },
+            upsert=True,
+        )
+        for path, content in files.items()
+    ]
+    writes.append(DeleteMany({"project_id": pid, "path": {"$nin": list(files)}}))
+    get_mongo()["project_files"].bulk_write(writes, ordered=False)
+
+
+def load_project_files(*, project_id: UUID, owner_key_id: UUID) -> dict[str, str]:
+    """The project's stored files, path -> content.
+
+    Raises
+    ------
+    NotFound
+        Not the caller's project.
+    """
+    from common.stores.mongo import get_mongo
+    from common.stores.projects_store import get_project_store
+
+    get_project(project_id=project_id, owner_key_id=owner_key_id, store=get_project_store())
+    cursor = get_mongo()["project_files"].find(
+        {"project_id": str(project_id)}, {"_id": 0, "path": 1, "content": 1}
+    )
+    return {doc["path"]: doc["content"] for doc in cursor}
 
 
 def search_project(

@@ -14,7 +14,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field, field_validator
 
 from common.agents import prompts
-from common.agents.checked import Checked, CodeAnswer, ask_code, ask_json, ask_text
+from common.agents.checked import Checked, CodeAnswer, CodeCheck, ask_code, ask_json, ask_text
 from common.auth import Principal
 from common.code.languages import detect_language
 from common.models.base import Message, ModelClient, TokenCallback, Usage
@@ -166,9 +166,16 @@ def fix(
     language: str | None = None,
     problem: str = "",
     instructions: str = "",
+    context: str = "",
+    extra_checks: CodeCheck | None = None,
     max_attempts: int = 3,
+    on_token: TokenCallback | None = None,
 ) -> Checked[CodeAnswer]:
-    """Corrected code for ``problem`` (an error message, a failing test), checked."""
+    """Corrected code for ``problem`` (an error message, failing tests), checked.
+
+    ``context`` (other files, such as the failing tests) goes in its own message, cut
+    first when the window is short; ``extra_checks`` (running the tests) must pass too.
+    """
     language = detect_language(code, hint=language)
     messages = prompts.render(
         "fix",
@@ -177,7 +184,22 @@ def fix(
         instructions=instructions,
         problem=problem or "Find and fix the bug.",
     )
-    return ask_code(model, messages, task="fix", language=language, max_attempts=max_attempts)
+    return ask_code(
+        model,
+        _with_context(messages, context),
+        task="fix",
+        language=language,
+        max_attempts=max_attempts,
+        extra_checks=extra_checks,
+        on_token=on_token,
+    )
+
+
+def _with_context(messages: list[Message], context: str) -> list[Message]:
+    if not context:
+        return messages
+    note = Message(role="user", content=prompts.text("files_context", files=context), context=True)
+    return [messages[0], note, *messages[1:]] if messages[0].role == "system" else [note, *messages]
 
 
 TEST_FRAMEWORKS = {"python": "pytest", "javascript": "node:test", "typescript": "node:test"}
@@ -190,7 +212,10 @@ def write_tests(
     language: str | None = None,
     module: str = "solution",
     instructions: str = "",
+    context: str = "",
+    extra_checks: CodeCheck | None = None,
     max_attempts: int = 3,
+    on_token: TokenCallback | None = None,
 ) -> Checked[CodeAnswer]:
     """Unit tests for ``code`` (pytest for Python, node:test for JavaScript), checked."""
     language = detect_language(code, hint=language)
@@ -202,7 +227,15 @@ def write_tests(
         framework=TEST_FRAMEWORKS.get(language or "", "the usual test framework"),
         instructions=instructions,
     )
-    return ask_code(model, messages, task="test", language=language, max_attempts=max_attempts)
+    return ask_code(
+        model,
+        _with_context(messages, context),
+        task="test",
+        language=language,
+        max_attempts=max_attempts,
+        extra_checks=extra_checks,
+        on_token=on_token,
+    )
 
 
 def optimize(
@@ -214,14 +247,25 @@ def optimize(
         "performance and readability"
     ),
     instructions: str = "",
+    context: str = "",
+    extra_checks: CodeCheck | None = None,
     max_attempts: int = 3,
+    on_token: TokenCallback | None = None,
 ) -> Checked[CodeAnswer]:
     """An improved version of ``code`` with the same interface, checked."""
     language = detect_language(code, hint=language)
     messages = prompts.render(
         "optimize", language=language or "", code=code, goal=goal, instructions=instructions
     )
-    return ask_code(model, messages, task="optimize", language=language, max_attempts=max_attempts)
+    return ask_code(
+        model,
+        _with_context(messages, context),
+        task="optimize",
+        language=language,
+        max_attempts=max_attempts,
+        extra_checks=extra_checks,
+        on_token=on_token,
+    )
 
 
 class Finding(BaseModel):

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 # Collections and their indexes: (keys, options). Created idempotently at start-up.
 COLLECTIONS: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
     "project_meta": [([("project_id", 1)], {"unique": True})],
+    # The files a project was last indexed with: what actions read for `project_id`.
+    "project_files": [([("project_id", 1), ("path", 1)], {"unique": True})],
     "history": [([("key_id", 1), ("created_at", -1)], {}), ([("request_id", 1)], {})],
     "reports": [([("key_id", 1), ("created_at", -1)], {}), ([("kind", 1)], {})],
     "figma_documents": [([("key_id", 1), ("file_key", 1)], {})],

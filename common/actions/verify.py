@@ -1,0 +1,177 @@
+"""What an action checked: static checks per file, then the tests in the sandbox.
+
+Check names say what and where: ``parse:app.py``, ``lint:app.py``,
+``test:test_app.py::test_total`` (a pytest node id or a node:test name),
+``tests`` (the run as a whole, when it failed before any test ran).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from common.actions.inputs import is_test_path
+from common.code.checks import CheckResult, check_code
+from common.code.languages import language_for_path
+
+if TYPE_CHECKING:
+    from common.sandbox import Limits, TestReport
+
+# A runner's output given back to the model: its tail holds the failure.
+MAX_TEST_OUTPUT_CHARS = 4000
+_JS_SUFFIXES = (".js", ".mjs", ".cjs")
+
+
+class CheckOutcome(BaseModel):
+    name: str
+    ok: bool
+    ran: bool = True
+    message: str = ""
+    line: int | None = None
+
+    @classmethod
+    def of(cls, result: CheckResult) -> CheckOutcome:
+        return cls(
+            name=result.name,
+            ok=result.ok,
+            ran=result.ran,
+            message=result.message,
+            line=result.line,
+        )
+
+
+class Verification(BaseModel):
+    """Before and after, as the issue asks: what failed first, what passes now."""
+
+    before: list[CheckOutcome]
+    after: list[CheckOutcome]
+    still_failing: list[CheckOutcome] = []
+    attempts: int
+    tests_ran: bool
+    isolation: str | None = None
+
+
+@dataclass
+class CheckRun:
+    checks: list[CheckResult]
+    reports: list[TestReport] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    @property
+    def failing(self) -> list[CheckResult]:
+        return [c for c in self.checks if not c.ok]
+
+    @property
+    def passing(self) -> list[CheckResult]:
+        return [c for c in self.checks if c.ok and c.ran]
+
+    @property
+    def tests_ran(self) -> bool:
+        return any(r.ran and (r.cases or not r.ok) for r in self.reports)
+
+    @property
+    def isolation(self) -> str | None:
+        return next((r.isolation for r in self.reports if r.ran), None)
+
+    def problems(self, limit: int = 12) -> str:
+        """The failures, one per line, for the model to read."""
+        lines = [f"- {c.name}: {c.message}".rstrip(": ") for c in self.failing[:limit]]
+        more = len(self.failing) - limit
+        if more > 0:
+            lines.append(f"- ... and {more} more failing checks")
+        return "\n".join(lines)
+
+
+def static_checks(files: dict[str, str], paths: Iterable[str] | None = None) -> list[CheckResult]:
+    """Parse and lint each file of a known language (``paths``, else all)."""
+    results: list[CheckResult] = []
+    for path in sorted(paths if paths is not None else files):
+        language = language_for_path(path)
+        if language is None:
+            continue
+        for r in check_code(files[path], language):
+            results.append(CheckResult(f"{r.name}:{path}", r.ok, r.message, r.line, r.ran))
+    return results
+
+
+def test_checks(
+    files: dict[str, str], *, limits: Limits, coverage: bool = False
+) -> tuple[list[CheckResult], list[TestReport]]:
+    """Run the workspace's Python and JavaScript tests in the sandbox, one check per test."""
+    from common.sandbox import run_node_tests, run_python_tests
+
+    tests = [p for p in files if is_test_path(p)]
+    results: list[CheckResult] = []
+    reports: list[TestReport] = []
+    if any(p.endswith(".py") and not p.endswith("conftest.py") for p in tests):
+        report = run_python_tests(files, coverage=coverage, limits=limits)
+        reports.append(report)
+        results += _as_checks(report)
+    if any(p.endswith(_JS_SUFFIXES) for p in tests):
+        report = run_node_tests(
+            files, tests=[p for p in tests if p.endswith(_JS_SUFFIXES)], limits=limits
+        )
+        reports.append(report)
+        results += _as_checks(report)
+    return results, reports
+
+
+def run_checks(
+    files: dict[str, str], *, run_tests: bool, limits: Limits, coverage: bool = False
+) -> CheckRun:
+    """Static checks of every file, then (when asked and present) the tests."""
+    checks = static_checks(files)
+    reports: list[TestReport] = []
+    if run_tests:
+        results, reports = test_checks(files, limits=limits, coverage=coverage)
+        checks += results
+    return CheckRun(checks, reports)
+
+
+def _as_checks(report: TestReport) -> list[CheckResult]:
+    if not report.ran:
+        return [CheckResult("tests", True, report.output[:300] or "no test runner here", ran=False)]
+    results = [
+        CheckResult(
+            f"test:{case.name}",
+            case.outcome in ("passed", "skipped"),
+            case.message[:1500],
+            ran=case.outcome != "skipped",
+        )
+        for case in report.cases
+    ]
+    if report.timed_out:
+        results.append(
+            CheckResult("tests", False, "the tests did not finish within the time limit")
+        )
+    elif not report.ok and not any(not r.ok for r in results):
+        # Failed before (or without) running a test: an import error, a collection error.
+        tail = report.output[-MAX_TEST_OUTPUT_CHARS:]
+        results.append(CheckResult("tests", False, tail or "the test run failed"))
+    return results
+
+
+def verification(before: CheckRun, after: CheckRun | None, *, attempts: int) -> Verification:
+    final = after or before
+    return Verification(
+        before=[CheckOutcome.of(c) for c in before.failing],
+        after=[CheckOutcome.of(c) for c in final.passing] if after is not None else [],
+        still_failing=[CheckOutcome.of(c) for c in final.failing],
+        attempts=attempts,
+        tests_ran=final.tests_ran,
+        isolation=final.isolation,
+    )
+
+
+def summary(run: CheckRun) -> dict[str, Any]:
+    return {
+        "passed": len(run.passing),
+        "failed": len(run.failing),
+        "tests_ran": run.tests_ran,
+    }
