@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 import zipfile
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,7 @@ from common.agents.architect import FileCheck, ProjectPlan, build_project, plan_
 from common.agents.workers import WorkTask, default_workers
 from common.auth import Principal
 from common.code.checks import CheckResult
-from common.errors import Conflict, NotFound
+from common.errors import Conflict, ModelOutputInvalid, NotFound
 from common.models.base import ModelClient, Usage
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class GenerateOutput(BaseModel):
     verified: bool
     name: str
     summary: str
-    plan: ProjectPlan
+    plan: ProjectPlan | None = Field(description="None when no valid plan came back.")
     files: dict[str, str]
     download_url: str | None = None
     verification: list[FileCheck]
@@ -63,6 +64,9 @@ class GenerateOutput(BaseModel):
     model: str
     usage: Usage
     duration_ms: int
+    error: dict[str, Any] | None = Field(
+        None, description="Why nothing was built: the plan or a file never passed its checks."
+    )
 
 
 def generate_project(
@@ -74,33 +78,54 @@ def generate_project(
 ) -> GenerateOutput:
     """Plan, build, check and test a project from ``request.spec``.
 
-    Raises
-    ------
-    ModelOutputInvalid
-        No valid plan, or a file's first version never passed its checks.
+    No valid plan, or a file whose first version never passed its checks, gives
+    ``verified: false`` with ``error`` (the attempts), not an exception.
     """
+    started = time.monotonic()
     limits = limits_for(request.options)
-    report(on_progress, "planning", 2, "asking the architect for a plan")
-    plan, plan_usage = plan_project(
-        request.spec, model=model, stack=request.stack, max_attempts=max_attempts
-    )
-    plan = _with_extras(plan, dockerfile=request.dockerfile, kubernetes=request.kubernetes)
     tests = _ProjectTests(limits, request.options.run_tests)
 
     def progress(message: str, fraction: float) -> None:
         report(on_progress, "building", 5 + 90 * fraction, message)
 
-    result = build_project(
-        request.spec,
-        model=model,
-        workers=default_workers(),
-        stack=request.stack,
-        plan=plan,
-        project_checks=tests,
-        max_attempts=max_attempts,
-        max_rounds=max_attempts,
-        on_progress=progress,
-    )
+    plan: ProjectPlan | None = None
+    try:
+        report(on_progress, "planning", 2, "asking the architect for a plan")
+        plan, plan_usage = plan_project(
+            request.spec, model=model, stack=request.stack, max_attempts=max_attempts
+        )
+        plan = _with_extras(plan, dockerfile=request.dockerfile, kubernetes=request.kubernetes)
+        result = build_project(
+            request.spec,
+            model=model,
+            workers=default_workers(),
+            stack=request.stack,
+            plan=plan,
+            project_checks=tests,
+            max_attempts=max_attempts,
+            max_rounds=max_attempts,
+            on_progress=progress,
+        )
+    except ModelOutputInvalid as exc:
+        # The same rule as every action: an answer that says it is not verified,
+        # with what was tried; nothing unverified is presented as the project.
+        failed = GenerateOutput(
+            verified=False,
+            name=plan.name if plan else "",
+            summary=plan.summary if plan else "",
+            plan=plan,
+            files={},
+            verification=[],
+            tests=tests.summary(),
+            failing=[],
+            rounds=0,
+            model=str(exc.details.get("model", model.model)),
+            usage=Usage(),
+            duration_ms=round((time.monotonic() - started) * 1000),
+            error=exc.to_body()["error"],
+        )
+        record_action("generate", request, {"verified": False, "error": exc.message})
+        return failed
     summary = tests.summary()
     output = GenerateOutput(
         verified=not result.failing and (summary.failed == 0),

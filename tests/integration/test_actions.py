@@ -240,8 +240,9 @@ def migrate(body: dict[str, Any]) -> dict[str, Any]:
     from common.models import get_model_client
 
     request = MigrateInput.model_validate(body)
+    attempts = request.options.max_attempts or 3
     return migrate_request(
-        request, owner_key_id=None, model=get_model_client(), max_attempts=3
+        request, owner_key_id=None, model=get_model_client(), max_attempts=attempts
     ).model_dump(mode="json")
 
 
@@ -443,3 +444,89 @@ def test_migrate_and_generate_answer_202_with_a_job(api_key: str, ollama: Any) -
     )
     assert status == 202, body
     assert ollama.requests_to("/api/chat") == []
+
+
+def test_generate_adds_a_checked_dockerfile_and_manifests_when_asked(ollama: Any) -> None:
+    from common.actions.generate import GenerateInput, generate_project
+    from common.agents.workers.docker import dockerfile_for
+    from common.agents.workers.kubernetes import AppSpec, base_manifests
+    from common.models import get_model_client
+
+    plan = {**PLAN, "tasks": PLAN["tasks"][:1]}
+    dockerfile = dockerfile_for({"greeter.py": LIB_RIGHT})
+    manifests = base_manifests(AppSpec(name="greeter", image="greeter:0.1.0", ports=[8080]))
+    ollama.script(json.dumps(plan))
+    ollama.script(fenced(LIB_RIGHT))
+    # A Dockerfile on :latest breaks an error-level rule: it goes back once.
+    ollama.script(fenced(dockerfile.replace("python:3.12-slim", "python:latest"), "dockerfile"))
+    ollama.script(fenced(dockerfile, "dockerfile"))
+    ollama.script(fenced(manifests, "yaml"))
+
+    out = generate_project(
+        GenerateInput(spec="a greeter", dockerfile=True, kubernetes=True),
+        model=get_model_client(),
+        max_attempts=3,
+    )
+
+    assert out.verified is True, out.verification
+    assert out.files["Dockerfile"] == dockerfile and ".dockerignore" in out.files
+    assert out.files["k8s/manifests.yaml"] == manifests
+    assert [t.worker for t in out.plan.tasks] == ["code", "docker", "kubernetes"]  # type: ignore[union-attr]
+
+
+NEVER_RIGHT = [
+    (
+        "test",
+        "/api/test",
+        {"code": CALC_RIGHT, "path": "calc.py"},
+        "```python\nimport nothing_here\n```",
+    ),
+    (
+        "optimize",
+        "/api/optimize",
+        {"files": {"work.py": SLOW, "test_work.py": TOTAL_TEST}},
+        fenced(WRONG_FAST),
+    ),
+]
+
+
+@pytest.mark.parametrize(("function", "path", "body", "answer"), NEVER_RIGHT)
+def test_a_model_that_never_gets_it_right_gives_200_unverified_with_its_attempts(
+    api_key: str, ollama: Any, function: str, path: str, body: dict[str, Any], answer: str
+) -> None:
+    for _ in range(2):
+        ollama.script(answer)
+
+    status, out = post(function, path, api_key, {**body, "options": {"max_attempts": 2}})
+
+    assert status == 200, out
+    assert out["verified"] is False
+    assert len(out["attempts"]) == 2 and not any(a["ok"] for a in out["attempts"])
+    assert all(a["problems"] for a in out["attempts"])
+    assert out.get("files", {}) == {} and out.get("test_code", "") == ""
+
+
+def test_migrate_and_generate_never_right_are_unverified_not_errors(ollama: Any) -> None:
+    from common.actions.generate import GenerateInput, generate_project
+    from common.models import get_model_client
+
+    for _ in range(2):
+        ollama.script("no code here, sorry")
+    out = migrate(
+        {
+            "code": "print 'x'\n",
+            "path": "x.py",
+            "source": "py2",
+            "target": "py3",
+            "options": {"max_attempts": 2},
+        }
+    )
+    assert out["verified"] is False and out["unmigrated"] == ["x.py"] and out["files"] == {}
+    assert len(out["attempts"]) == 2
+
+    for _ in range(2):
+        ollama.script('{"name": "x"}')  # no tasks: never a valid plan
+    built = generate_project(GenerateInput(spec="x"), model=get_model_client(), max_attempts=2)
+    assert built.verified is False and built.plan is None and built.files == {}
+    assert built.error is not None and built.error["code"] == "model_output_invalid"
+    assert len(built.error["attempts"]) == 2
