@@ -68,6 +68,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--tokens", type=int, default=10)
     parser.add_argument("--gap-ms", type=float, default=20.0)
+    parser.add_argument(
+        "--pause-s",
+        type=float,
+        default=0.0,
+        help="quiet seconds before each round (over 10 s the server's idle threads end)",
+    )
     args = parser.parse_args()
     n = args.requests
     direct: list[float] = []
@@ -84,14 +90,16 @@ def main() -> int:
         list(pool.map(direct_call, clients))
         list(pool.map(lambda _: gateway_call(http, server.url, key), range(n)))
         for _ in range(args.rounds):
+            time.sleep(args.pause_s)
             # Alternate the two sides so drift on the machine hits both alike.
             direct += pool.map(direct_call, clients)
             results = list(pool.map(lambda _: gateway_call(http, server.url, key), range(n)))
             through += [r[0] for r in results]
             server_side += [r[1] for r in results]
     p50_direct, p50_gateway = percentile(direct, 50), percentile(through, 50)
+    pause = f", {args.pause_s:g} s quiet before each" if args.pause_s else ""
     print(
-        f"{n} concurrent explains x {args.rounds} rounds; the double streams"
+        f"{n} concurrent explains x {args.rounds} rounds{pause}; the double streams"
         f" {args.tokens} pieces {args.gap_ms:g} ms apart (at least"
         f" {args.tokens * args.gap_ms:g} ms a call)\n"
     )

@@ -9,8 +9,6 @@ warning: history is for people, never a reason to fail a request.
 
 from __future__ import annotations
 
-import contextlib
-import queue
 import threading
 import time
 from datetime import UTC, datetime
@@ -23,7 +21,6 @@ log = get_logger("history")
 
 QUEUE_SIZE = 10_000
 BATCH_SIZE = 200
-_FLUSH: dict[str, Any] = {}  # a marker in the queue, compared by identity
 LINGER_S = 0.2
 # Raw answers are kept whole up to this size: enough to see what a model did wrong.
 MAX_RAW_CHARS = 20_000
@@ -31,39 +28,55 @@ MAX_RAW_CHARS = 20_000
 
 class HistoryWriter:
     def __init__(self) -> None:
-        self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=QUEUE_SIZE)
-        self._thread: threading.Thread | None = None
+        self._entries: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._has_entries = threading.Condition(self._lock)
+        self._drained = threading.Condition(self._lock)
+        self._cut_linger = threading.Event()
+        self._pending = 0  # queued or being written
+        self._writer_idle = False
+        self._flushers = 0
+        self._thread: threading.Thread | None = None
         self._warned = False
-        self._pending = 0
-        self._idle = threading.Condition()
 
     def record(self, entry: dict[str, Any]) -> None:
         entry.setdefault("created_at", datetime.now(UTC))
-        try:
-            with self._idle:
-                self._queue.put_nowait(entry)
+        with self._lock:
+            full = len(self._entries) >= QUEUE_SIZE
+            if not full:
+                self._entries.append(entry)
                 self._pending += 1
-        except queue.Full:
+                # Wake the writer only when it waits for a first entry: while it
+                # lingers for more, a wake-up per entry would only cost it (and the
+                # requests) a turn at the interpreter lock.
+                if self._writer_idle:
+                    self._has_entries.notify()
+        if full:
             self._warn("history queue full; dropping entries")
             return
-        self._ensure_thread()
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            self._ensure_thread()
 
     def flush(self, timeout_s: float = 5.0) -> bool:
         """Wait until every queued entry is written (or dropped). True when drained."""
         deadline = time.monotonic() + timeout_s
-        with self._idle:
+        with self._lock:
             if not self._pending:
                 return True
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(_FLUSH)  # wakes a lingering writer now
-        with self._idle:
-            while self._pending:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._idle.wait(left)
-        return True
+            self._flushers += 1
+        try:
+            self._cut_linger.set()  # a lingering writer writes now
+            with self._lock:
+                while self._pending:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._drained.wait(left)
+            return True
+        finally:
+            with self._lock:
+                self._flushers -= 1
 
     def _ensure_thread(self) -> None:
         with self._lock:
@@ -75,29 +88,27 @@ class HistoryWriter:
 
     def _run(self) -> None:
         while True:
-            entry = self._queue.get()
-            if entry is _FLUSH:
-                continue
-            batch = [entry]
-            # Linger a moment for more: each write costs the driver about a millisecond
-            # of CPU (server selection, encoding) whatever its size, and that CPU is
-            # taken from requests. flush() cuts the wait short.
-            deadline = time.monotonic() + LINGER_S
-            while len(batch) < BATCH_SIZE:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    more = self._queue.get(timeout=left)
-                except queue.Empty:
-                    break
-                if more is _FLUSH:
-                    break
-                batch.append(more)
+            with self._lock:
+                while not self._entries:
+                    self._writer_idle = True
+                    self._has_entries.wait()
+                    self._writer_idle = False
+                lingering = len(self._entries) < BATCH_SIZE and not self._flushers
+            if lingering:
+                # Linger a moment for more: each write costs the driver about a
+                # millisecond of CPU (server selection, encoding) whatever its size, and
+                # that CPU is taken from requests. flush() cuts the wait short.
+                self._cut_linger.wait(LINGER_S)
+            self._cut_linger.clear()
+            with self._lock:
+                batch = self._entries[:BATCH_SIZE]
+                del self._entries[:BATCH_SIZE]
             self._write(batch)
-            with self._idle:
+            with self._lock:
                 self._pending -= len(batch)
-                self._idle.notify_all()
+                self._drained.notify_all()
+                if self._flushers:
+                    self._cut_linger.set()  # more was queued meanwhile: no linger for it
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
         try:

@@ -8,9 +8,73 @@ the API down with it protects nothing.
 from __future__ import annotations
 
 import time
+import weakref
+from typing import Any
 
 from common.errors import RateLimited
 from common.stores.redis_store import RedisDown, RedisStore
+
+WINDOW_S = 60
+
+# One command, not MULTI/INCRBY/EXPIRE/EXEC: half the client's CPU and round-trip
+# time. The window's key expires a little after the window, counted from its first
+# request, as before.
+_COUNT = """
+local count = redis.call('INCRBY', KEYS[1], ARGV[1])
+if count == tonumber(ARGV[1]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return count
+"""
+_scripts: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def count_requests(
+    key_id: str,
+    requests: int = 1,
+    *,
+    limit_per_minute: int,
+    redis: RedisStore,
+    now: float | None = None,
+) -> list[int] | None:
+    """Count ``requests`` requests for ``key_id`` in one Redis round trip.
+
+    Counting a batch with one ``INCRBY`` gives each request the place it would
+    have had with one ``INCR`` each, so a batch is refused exactly where single
+    requests would have been.
+
+    Returns
+    -------
+    list[int] | None
+        For each request, in order, the requests left in this window after it
+        (negative: over the limit); None when not counted (no limit, Redis down).
+    """
+    if limit_per_minute <= 0 or requests <= 0:
+        return None
+    now = time.time() if now is None else now
+    key = redis.key("rl", key_id, str(int(now // WINDOW_S)))
+    try:
+        script = _scripts.get(redis.client)
+        if script is None:
+            # Sent by its SHA-1 from then on, and loaded again if Redis forgot it.
+            script = _scripts[redis.client] = redis.client.register_script(_COUNT)
+        count = script(keys=[key], args=[requests, WINDOW_S + 2])
+    except RedisDown as exc:
+        redis.note_down(exc, "rate limiting")
+        return None
+    redis.note_up()
+    first = int(count) - requests + 1
+    return [limit_per_minute - (first + i) for i in range(requests)]
+
+
+def over_limit(limit_per_minute: int, now: float | None = None) -> RateLimited:
+    """The error for a request over the limit; ``retry_after``: seconds until the window turns."""
+    now = time.time() if now is None else now
+    window = int(now // WINDOW_S)
+    retry_after = max(1, int((window + 1) * WINDOW_S - now + 0.999))
+    return RateLimited(
+        f"rate limit of {limit_per_minute} requests a minute reached for this key;"
+        f" retry in {retry_after} s",
+        retry_after=retry_after,
+    )
 
 
 def check_rate_limit(
@@ -28,25 +92,10 @@ def check_rate_limit(
     RateLimited
         Over the limit; ``retry_after`` is the seconds until the window turns.
     """
-    if limit_per_minute <= 0:
-        return None
     now = time.time() if now is None else now
-    window = int(now // 60)
-    key = redis.key("rl", key_id, str(window))
-    try:
-        pipe = redis.client.pipeline(transaction=True)
-        pipe.incr(key)
-        pipe.expire(key, 61 + 1)
-        count, _ = pipe.execute()
-    except RedisDown as exc:
-        redis.note_down(exc, "rate limiting")
+    left = count_requests(key_id, limit_per_minute=limit_per_minute, redis=redis, now=now)
+    if left is None:
         return None
-    redis.note_up()
-    if int(count) > limit_per_minute:
-        retry_after = max(1, int((window + 1) * 60 - now + 0.999))
-        raise RateLimited(
-            f"rate limit of {limit_per_minute} requests a minute reached for this key;"
-            f" retry in {retry_after} s",
-            retry_after=retry_after,
-        )
-    return limit_per_minute - int(count)
+    if left[0] < 0:
+        raise over_limit(limit_per_minute, now)
+    return left[0]
