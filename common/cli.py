@@ -1,4 +1,5 @@
-"""``python -m common.cli``: manage API keys (and apply migrations) from a shell.
+"""``python -m common.cli``: manage API keys, apply migrations and load the security
+scan's advisory database from a shell.
 
 With ``DATABASE_URL`` unset it uses the embedded PostgreSQL under ``DATA_DIR``,
 the same one ``make run`` uses: started for the command if the server is not up.
@@ -53,6 +54,17 @@ def _parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke", help="revoke a key by its prefix")
     revoke.add_argument("prefix", help="the 8 characters after 'ao_'")
     commands.add_parser("migrate", help="apply database migrations")
+    advisories = commands.add_parser(
+        "advisories", help="the offline advisory database of the security scan"
+    )
+    advisory_commands = advisories.add_subparsers(dest="action", required=True)
+    load = advisory_commands.add_parser(
+        "load",
+        help="load advisories: an OSV export (zip, folder or JSON file), 'safety-db'"
+        " (the installed safety_db package) or 'snapshot' (the one shipped here)",
+    )
+    load.add_argument("source", help="PATH | safety-db | snapshot")
+    advisory_commands.add_parser("count", help="how many advisories are loaded")
     return parser
 
 
@@ -66,6 +78,22 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "migrate":
                 applied = store.migrate()
                 print("applied: " + (", ".join(applied) or "nothing, up to date"))
+            elif args.command == "advisories":
+                from common.security.advisories import PostgresAdvisoryStore, load_source
+
+                advisory_store = PostgresAdvisoryStore(store)
+                if args.action == "load":
+                    try:
+                        loaded = load_source(args.source, advisory_store)
+                    except (FileNotFoundError, ValueError) as exc:
+                        print(f"error: cannot load {args.source}: {exc}", file=sys.stderr)
+                        return 1
+                    print(
+                        f"loaded {loaded} advisories from {args.source};"
+                        f" {advisory_store.count()} in the database"
+                    )
+                else:
+                    print(advisory_store.count())
             elif args.action == "create":
                 created = create_key(store=store, name=args.name, user=args.user)
                 if args.json:

@@ -30,6 +30,7 @@ KINDS: dict[str, str] = {
     "test": "common.actions.tests:run_job",
     "optimize": "common.actions.optimize:run_job",
     "analyze": "common.actions.analyze:run_job",
+    "security_scan": "common.security.scan:run_job",
     "kubernetes": "common.kubernetes.generate:run_job",
 }
 

@@ -212,6 +212,36 @@ _QUOTES_SECRET = {"B105", "B106", "B107"}
 
 def _bandit_scan(code: str) -> list[SecurityFinding] | None:
     """Bandit's findings, or None when bandit is not installed or could not read the code."""
+    scanned = bandit_scan_files({"scanned.py": code})
+    if scanned is None or scanned.skipped:
+        return None
+    return scanned.findings.get("scanned.py", [])
+
+
+@dataclass
+class BanditScan:
+    """Bandit's findings per file, and the files it could not read (syntax errors)."""
+
+    findings: dict[str, list[SecurityFinding]]
+    skipped: list[str]
+
+
+def bandit_scan_files(files: dict[str, str], *, root: str | None = None) -> BanditScan | None:
+    """Bandit over many Python files with one manager (its plugins load once).
+
+    Parameters
+    ----------
+    files:
+        Relative path -> content of the Python files to scan.
+    root:
+        A folder that already holds ``files`` at their relative paths (nothing is
+        written then); otherwise they are written to a temporary folder.
+
+    Returns
+    -------
+    BanditScan | None
+        None when bandit is not installed.
+    """
     try:
         with warnings.catch_warnings():
             # stevedore deprecates an argument bandit still passes when it loads plugins.
@@ -223,26 +253,33 @@ def _bandit_scan(code: str) -> list[SecurityFinding] | None:
         log.warning("bandit is not installed: Python is scanned for secrets only")
         return None
     logging.getLogger("bandit").setLevel(logging.ERROR)
-    with tempfile.TemporaryDirectory(prefix="scan-") as folder:
-        path = os.path.join(folder, "scanned.py")
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(code)
+    with tempfile.TemporaryDirectory(prefix="scan-") as scratch:
+        folder = root or scratch
+        if root is None:
+            for rel, content in files.items():
+                target = os.path.join(folder, rel)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                with open(target, "w", encoding="utf-8") as fh:
+                    fh.write(content)
+        by_abs = {os.path.join(folder, rel): rel for rel in files}
         # ignore_nosec: a "# nosec" comment the model adds must not hide a finding.
         manager = bandit_manager.BanditManager(
             bandit_config.BanditConfig(), "file", quiet=True, ignore_nosec=True
         )
-        manager.discover_files([path])
+        manager.discover_files(sorted(by_abs))
         manager.run_tests()
-        if manager.skipped:
-            return None
+        skipped = sorted(by_abs.get(str(entry[0]), str(entry[0])) for entry in manager.skipped)
         issues = manager.get_issue_list()
-    findings = []
+    findings: dict[str, list[SecurityFinding]] = {rel: [] for rel in files}
     for issue in issues:
+        found_in = by_abs.get(str(issue.fname))
+        if found_in is None:
+            continue
         message = str(issue.text)
         if issue.test_id in _QUOTES_SECRET:
             message = message.split(":", 1)[0]
         more = get_url(str(issue.test_id))
-        findings.append(
+        findings[found_in].append(
             SecurityFinding(
                 rule=str(issue.test_id),
                 severity=_severity(issue.severity),
@@ -255,7 +292,7 @@ def _bandit_scan(code: str) -> list[SecurityFinding] | None:
                 cwe=int(issue.cwe.id) if getattr(issue.cwe, "id", 0) else None,
             )
         )
-    return findings
+    return BanditScan(findings, skipped)
 
 
 def _severity(value: Any) -> Severity:
@@ -263,16 +300,22 @@ def _severity(value: Any) -> Severity:
     return "high" if text == "high" else "medium" if text == "medium" else "low"
 
 
-def scan_python(code: str) -> list[SecurityFinding]:
+def scan_python(
+    code: str, *, bandit_findings: list[SecurityFinding] | None = None
+) -> list[SecurityFinding]:
     """Bandit's findings and the secret patterns' on Python ``code``, in line order.
 
     Code that does not parse gets the secret patterns only (bandit needs the AST).
+    ``bandit_findings``, when given, are this file's from :func:`bandit_scan_files`
+    (a scan of many files runs bandit once, not once a file).
     """
     secrets = scan_secrets(code, bare_assignments=False)
     assigned = {f.line for f in secrets}
+    if bandit_findings is None:
+        bandit_findings = _bandit_scan(code) or []
     bandit_findings = [
         f
-        for f in _bandit_scan(code) or []
+        for f in bandit_findings
         # A secret pattern already reported this hard-coded password: one finding a line.
         if not (f.rule in _QUOTES_SECRET and f.line in assigned)
     ]
@@ -334,6 +377,11 @@ def rescan_checks(path: str, original: str, before: list[SecurityFinding]) -> Co
         return results or [CheckResult("security-rescan", True)]
 
     return check
+
+
+def defined_names(code: str) -> set[str]:
+    """The top-level functions and classes ``code`` defines (empty when it does not parse)."""
+    return _defined_names(code)
 
 
 def _defined_names(code: str) -> set[str]:
