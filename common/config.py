@@ -26,6 +26,7 @@ _URL_SCHEMES: dict[str, tuple[str, ...]] = {
     "OLLAMA_HOST": ("http", "https"),
     "OPENAI_BASE_URL": ("http", "https"),
     "JOB_QUEUE_URL": ("https", "http"),
+    "FIGMA_API_URL": ("https", "http"),
 }
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -101,6 +102,13 @@ class Settings(BaseSettings):
     JOB_SWEEP_SECONDS: float = Field(60.0, ge=0)
     JOB_REQUEUE_SECONDS: PositiveFloat = 300.0
 
+    # /api/figma/analyze: Figma's REST API (tests point it at a double on loopback);
+    # the largest Figma file taken, uploaded (this route's own body limit, in place of
+    # MAX_BODY_BYTES) or fetched; seconds for a whole fetch.
+    FIGMA_API_URL: str = "https://api.figma.com"
+    FIGMA_MAX_BODY_BYTES: int = Field(64 * 1024 * 1024, gt=0)
+    FIGMA_TIMEOUT: PositiveFloat = 60.0
+
     @field_validator("OLLAMA_HOST", mode="before")
     @classmethod
     def _ollama_scheme(cls, value: object) -> object:
@@ -117,6 +125,7 @@ class Settings(BaseSettings):
         "OLLAMA_HOST",
         "OPENAI_BASE_URL",
         "JOB_QUEUE_URL",
+        "FIGMA_API_URL",
         mode="after",
     )
     @classmethod

@@ -26,7 +26,7 @@ _SECRET_PATTERNS = [
     (re.compile(r"(?i)(x-api-key['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"), r"\1***"),
     (re.compile(r"(://[^/\s:@]*:)[^@\s/]+@"), r"\1***@"),
     (re.compile(r"(?i)\b((?:api_key|token|password|secret)=)[^&\s'\"]+"), r"\1***"),
-    (re.compile(r"\b(gh[pousr]_|glpat-|xox[baprs]-)[A-Za-z0-9_\-]{10,}"), r"\1***"),
+    (re.compile(r"\b(gh[pousr]_|glpat-|xox[baprs]-|figd_)[A-Za-z0-9_\-]{10,}"), r"\1***"),
 ]
 
 

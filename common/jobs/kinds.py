@@ -31,6 +31,7 @@ KINDS: dict[str, str] = {
     "optimize": "common.actions.optimize:run_job",
     "analyze": "common.actions.analyze:run_job",
     "security_scan": "common.security.scan:run_job",
+    "figma": "common.figma.service:run_job",
     "kubernetes": "common.kubernetes.generate:run_job",
 }
 

@@ -103,6 +103,13 @@ def _request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
+# Routes that read their own body as a stream, each with its own limit (the name of a
+# Settings field) in place of MAX_BODY_BYTES: their body is counted as it passes to the
+# route, never held here (a Figma file can be tens of MB). Every other route keeps
+# MAX_BODY_BYTES. One dict lookup per request.
+STREAMED_ROUTES: dict[str, str] = {"/api/figma/analyze": "FIGMA_MAX_BODY_BYTES"}
+
+
 class BodyLimitMiddleware:
     """Refuse a body over ``max_bytes`` with 413 before any handler reads it.
 
@@ -119,15 +126,19 @@ class BodyLimitMiddleware:
         # Read per request, not at import: the settings may change after the app is built.
         return self._max_bytes or get_settings().MAX_BODY_BYTES
 
-    def _too_large(self, limit: int) -> PayloadTooLarge:
+    def _too_large(self, limit: int, setting: str = "MAX_BODY_BYTES") -> PayloadTooLarge:
         return PayloadTooLarge(
-            f"the request body is larger than MAX_BODY_BYTES ({limit} bytes)",
+            f"the request body is larger than {setting} ({limit} bytes)",
             details={"max_bytes": limit},
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        streamed = STREAMED_ROUTES.get(scope["path"])
+        if streamed is not None:
+            await self._stream(scope, receive, send, streamed)
             return
         limit = self.max_bytes
         for name, value in scope.get("headers", []):
@@ -159,3 +170,24 @@ class BodyLimitMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send, setting: str) -> None:
+        """A streamed route: its own limit, on Content-Length and on the chunks as they pass."""
+        limit = int(getattr(get_settings(), setting))
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await _send_error(send, self._too_large(limit, setting), [])
+                return
+        size = 0
+
+        async def counted() -> Message:
+            nonlocal size
+            message = await receive()
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > limit:
+                    # Raised into the route that is reading; the error mapper answers 413.
+                    raise self._too_large(limit, setting)
+            return message
+
+        await self.app(scope, counted, send)

@@ -12,6 +12,7 @@ from common.logs import redact_url, scrub
         ("redis://:redispass@cache:6379/0", "redispass"),
         ("/ws/ide/terminal/1?api_key=ao_abcdefgh_secretsecretsecret", "secretsecretsecret"),
         ("token ghp_abcdefghijklmnopqrstuvwxyz0123", "abcdefghijklmnopqrstuvwxyz0123"),
+        ("figma figd_Xy12abcdefghijklmnop-qrs", "Xy12abcdefghijklmnop-qrs"),
         ("X-API-Key: whatever-it-is", "whatever-it-is"),
     ],
 )
