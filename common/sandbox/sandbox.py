@@ -529,7 +529,10 @@ class _Run:
         while not _has_exited(proc.pid) and time.monotonic() < end:
             time.sleep(0.01)
         _kill_group(proc.pid)
-        if self.box.uid is not None and self.box.isolation == FALLBACK:
+        if self.box.uid is not None:
+            # In namespace mode the kernel kills what PID 1 left when it dies, but not
+            # at once: wait until the uid runs nothing, so a run returns only when
+            # everything it started is gone (not merely doomed).
             _kill_uid(self.box.uid)
         proc.wait()
         # Output written just before the end, still in the pipes.
@@ -620,8 +623,9 @@ def _processes_of(uid: int) -> int:
 
 
 def _kill_uid(uid: int) -> None:
-    """Kill every process of a sandbox uid: nothing else ever runs as it."""
-    for _ in range(50):
+    """Kill every process of a sandbox uid (nothing else ever runs as it), waiting up to
+    2 s for them to go."""
+    for _ in range(200):
         pids = [int(p) for p in _proc_entries() if _real_uid(p) == uid]
         if not pids:
             return

@@ -50,7 +50,7 @@ def test_fix_answers_at_once_with_the_verified_fix(
         json={"files": {"calc.py": CALC, "test_calc.py": CALC_TEST}},
     )
     assert response.status_code == 200, response.text
-    assert response.json()["verified"] is True
+    assert response.json()["verified"] is True, response.text
 
 
 def test_an_async_fix_is_a_job_the_servers_worker_finishes(
