@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
 from typing import Any, cast
@@ -32,6 +33,7 @@ def make_lambda_handler(app: FastAPI) -> LambdaHandler:
     )
     @metrics.log_metrics(capture_cold_start_metric=True)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        _ensure_event_loop()
         response: dict[str, Any] = asgi(event, context)
         # Lambda freezes the process once we return: write the history queued by this
         # invocation now, or it waits for the next one (or is lost with the instance).
@@ -42,3 +44,13 @@ def make_lambda_handler(app: FastAPI) -> LambdaHandler:
         return response
 
     return cast(LambdaHandler, handler)
+
+
+def _ensure_event_loop() -> None:
+    # Mangum runs each request on asyncio.get_event_loop(); an asyncio.run() earlier in
+    # this thread (a WebSocket door, a test) ends by unsetting the loop, after which
+    # get_event_loop() raises instead of making one.
+    try:
+        asyncio.get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())

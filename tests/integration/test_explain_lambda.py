@@ -146,3 +146,15 @@ def test_model_slower_than_the_timeout_is_504(api_key: str, ollama: Any, set_env
 
     error = assert_error(status, body, 504, "model_timeout")
     assert "OLLAMA_TIMEOUT" in error["message"]
+
+
+def test_a_handler_still_answers_after_asyncio_run_unset_the_threads_loop(
+    api_key: str, ollama: Any
+) -> None:
+    import asyncio
+
+    asyncio.run(asyncio.sleep(0))  # ends with set_event_loop(None), as a WebSocket door may
+
+    status, _, body = explain(api_key, {"code": CODE, "language": "python"})
+
+    assert status == 200, body
