@@ -76,6 +76,7 @@ bench: $(STAMP_DEV)
 	$(PY) bench/cache.py
 	$(PY) bench/jobs.py
 	$(PY) bench/scan.py
+	$(PY) bench/ws_fanout.py
 
 pr: lint typecheck test
 

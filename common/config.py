@@ -109,6 +109,26 @@ class Settings(BaseSettings):
     FIGMA_MAX_BODY_BYTES: int = Field(64 * 1024 * 1024, gt=0)
     FIGMA_TIMEOUT: PositiveFloat = 60.0
 
+    # WebSockets (common/ws). /ws/monitoring/stream gets a sample every
+    # MONITOR_INTERVAL_MS (one process samples; on AWS a scheduled function, once a
+    # minute); one every MONITOR_PERSIST_SECONDS (0: none) goes to the metrics table.
+    # Each (route, sid) keeps its last WS_EVENT_STREAM_MAXLEN numbered events for
+    # `since` replay. A connection's entry in the table outlives API Gateway's 2-hour
+    # limit, so a live connection is never dropped from it.
+    MONITOR_INTERVAL_MS: int = Field(1000, ge=10)
+    MONITOR_PERSIST_SECONDS: float = Field(60.0, ge=0)
+    WS_EVENT_STREAM_MAXLEN: int = Field(1000, ge=10)
+    WS_CONNECTION_TTL_SECONDS: int = Field(7800, gt=7200)
+
+    # /ws/ide/terminal/{sid} (local server only: Lambda cannot hold a pty). A shell
+    # with no input for TERMINAL_IDLE_SECONDS is closed (4408); after its last client
+    # left it lives TERMINAL_GRACE_SECONDS for a reattach, then its processes are killed.
+    TERMINAL_ENABLED: bool = True
+    TERMINAL_IDLE_SECONDS: PositiveFloat = 900.0
+    TERMINAL_GRACE_SECONDS: float = Field(30.0, ge=0)
+    # The shell; unset: /bin/bash, else /bin/sh.
+    TERMINAL_SHELL: str | None = None
+
     @field_validator("OLLAMA_HOST", mode="before")
     @classmethod
     def _ollama_scheme(cls, value: object) -> object:

@@ -26,6 +26,8 @@ from common.stores import prepare_stores, reset_stores
 from common.stores.embedded import start_embedded
 from common.web import create_app
 from common.worker import publish_local_store_urls, withdraw_local_store_urls
+from local.ws import build_router as build_ws_router
+from local.ws import running as ws_running
 
 log = get_logger("local")
 
@@ -76,11 +78,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 "ollama": redact_url(settings.OLLAMA_HOST),
             },
         )
-        yield
+        async with ws_running():  # WebSockets: subscriber, sampler (local/ws.py)
+            yield
     finally:
-        flush_history(timeout_s=5.0)
+        # The worker first: the jobs it finishes in its grace time write history too.
         if worker is not None:
             worker.stop(grace_s=5.0)
+        flush_history(timeout_s=5.0)
         withdraw_local_store_urls(settings.DATA_DIR.expanduser().resolve())
         reset_stores()
         from common.models import reset as reset_model
@@ -107,7 +111,7 @@ def _warm_model() -> None:
 
 
 def build_app() -> FastAPI:
-    app = create_app(discover_routers(), lifespan=lifespan)
+    app = create_app([*discover_routers(), build_ws_router()], lifespan=lifespan)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

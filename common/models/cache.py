@@ -85,6 +85,21 @@ class CachedModelClient:
         format: ResponseFormat = None,
         on_token: TokenCallback | None = None,
     ) -> ChatResult:
+        result = self._chat(messages, options=options, format=format, on_token=on_token)
+        # Every answer, cached or not, feeds the monitoring's model figures (tokens/s).
+        from common.ws.metrics import record_model_call
+
+        record_model_call(result.usage.completion_tokens, result.duration_ms, cached=result.cached)
+        return result
+
+    def _chat(
+        self,
+        messages: list[Message],
+        *,
+        options: dict[str, Any] | None,
+        format: ResponseFormat,
+        on_token: TokenCallback | None,
+    ) -> ChatResult:
         options = dict(options or {})
         use_cache = self.ttl_s > 0 and cacheable(options)
         options.pop(CACHE_OPTION, None)

@@ -68,11 +68,26 @@ As root when the interpreter is not readable by other users (a Python under
 /root), the program runs as root without capabilities and without a process limit
 (logged once as a warning).
 
+Long-lived programs on a terminal
+---------------------------------
+:func:`spawn_pty` starts a program (the IDE terminal's shell) through the same launcher,
+in either mode, with a pseudo-terminal as its standard streams and controlling
+terminal: the same limits (CPU seconds per process, address space, file size,
+processes), seccomp filter, capabilities, uid and clean environment (plus ``TERM``),
+but no wall timeout and no output cap: the caller ends it
+(:meth:`PtyProcess.kill` kills the whole tree, the shell's background jobs in their
+own process groups included, and removes its directory). Its working directory may
+be a given one (``cwd``, bound back into the namespace when its parents are hidden;
+``hide`` covers more, such as the data directory holding other workspaces). If the
+server dies without killing it, the launcher notices (the status pipe's reader is
+gone) and kills everything it started, in both modes.
+
 Which mode ran is in every result (``RunResult.isolation``, ``TestReport.isolation``).
 Override with ``isolation="namespace"|"fallback"`` or ``SANDBOX_NETWORK``; forcing
 ``namespace`` where it is refused raises :class:`SandboxUnavailable`.
 """
 
+from common.sandbox.pty import PtyProcess, spawn_pty
 from common.sandbox.runners import (
     TestCase,
     TestReport,
@@ -89,12 +104,14 @@ from common.sandbox.sandbox import (
     Sandbox,
     SandboxUnavailable,
     namespaces_available,
+    remove_tree,
     resolve_isolation,
     seccomp_available,
 )
 
 __all__ = [
     "Limits",
+    "PtyProcess",
     "RunResult",
     "Sandbox",
     "SandboxUnavailable",
@@ -104,9 +121,11 @@ __all__ = [
     "check_syntax",
     "namespaces_available",
     "node_available",
+    "remove_tree",
     "resolve_isolation",
     "run_node_tests",
     "run_python_tests",
     "run_ruff",
     "seccomp_available",
+    "spawn_pty",
 ]

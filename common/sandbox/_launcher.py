@@ -15,6 +15,12 @@ and nothing from the sandbox directory. In order it:
 5. forks the program and reaps until it exits, then kills whatever it left behind and
    writes the program's status (``{"exit": n}`` or ``{"signal": n}``) to the status fd.
 
+With ``"tty": true`` (a shell on a pseudo-terminal, :mod:`common.sandbox.pty`) its
+standard streams are the terminal: it says ``{"ready": true}`` on the status fd once
+confined, and the program gets a session of its own with the terminal as its
+controlling terminal (job control, Ctrl-C to the foreground job, SIGWINCH on resize).
+Status messages are then one JSON object a line.
+
 It is PID 1 of its namespace there (whose exit makes the kernel kill the rest), or a
 child subreaper in fallback mode (so daemonised descendants are re-parented to it
 and can be found and killed).
@@ -23,13 +29,16 @@ and can be found and killed).
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import json
 import os
 import platform
 import resource
+import select
 import signal
 import struct
 import sys
+import termios
 import time
 from typing import Any
 
@@ -288,9 +297,58 @@ def kill_descendants(deadline_s: float = 3.0) -> None:
             time.sleep(0.01)
 
 
+def _status_of(raw: int) -> dict[str, Any]:
+    if os.WIFSIGNALED(raw):
+        return {"signal": os.WTERMSIG(raw)}
+    return {"exit": os.waitstatus_to_exitcode(raw)}
+
+
+def _watch_children() -> int:
+    """Make SIGCHLD wake a poll: returns the fd that becomes readable on it."""
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    signal.set_wakeup_fd(wake_w)
+    return wake_r
+
+
+def _reap_while_server_lives(child: int, status_fd: int, wake_fd: int) -> dict[str, Any]:
+    """Reap until the program exits, or until the server is gone.
+
+    A shell has no wall timeout, so nothing else would end it if the server died
+    (killed, crashed): in namespace mode ``unshare`` would keep it alive. The server
+    holds the read end of the status pipe; when it is gone, the write end we hold
+    polls POLLERR, and everything is killed as on a timeout.
+    """
+    poller = select.poll()
+    poller.register(status_fd, 0)  # POLLERR/POLLHUP are always reported
+    poller.register(wake_fd, select.POLLIN)
+    while True:
+        while True:
+            try:
+                pid, raw = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return {"exit": 0}
+            if pid == 0:
+                break
+            if pid == child:
+                return _status_of(raw)
+        for fd, events in poller.poll():
+            if fd == status_fd and events & (select.POLLERR | select.POLLHUP):
+                return {"signal": signal.SIGHUP}
+            if fd == wake_fd:
+                try:
+                    while os.read(wake_fd, 512):
+                        pass
+                except BlockingIOError:
+                    pass
+
+
 def _report(status_fd: int, status: dict[str, Any]) -> None:
     try:
-        os.write(status_fd, json.dumps(status).encode())
+        # One object a line: a tty run says "ready" before its final status.
+        os.write(status_fd, json.dumps(status).encode() + b"\n")
     except OSError:
         pass
 
@@ -333,9 +391,24 @@ def main(args: list[str]) -> int:
         os._exit(128 + signal.SIGKILL)
 
     signal.signal(signal.SIGTERM, stop)
+    tty = bool(config.get("tty"))
+    wake = _watch_children() if tty else None
+    if tty:
+        # The server waits for this before it hands the terminal to a client, so a
+        # setup failure is an error at connect time, not a shell that never answers.
+        _report(status_fd, {"ready": True})
     child = os.fork()
     if child == 0:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        if tty:
+            # A session of its own whose controlling terminal is the pty: the shell's
+            # job control works and Ctrl-C reaches its foreground job, not us.
+            try:
+                os.setsid()
+                fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+            except OSError as exc:
+                sys.stderr.write(f"sandbox: no controlling terminal: {exc.strerror}\n")
         # CPython ignores these; the program gets the defaults a shell would give it.
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
@@ -345,17 +418,15 @@ def main(args: list[str]) -> int:
             sys.stderr.write(f"sandbox: cannot run {argv[0]!r}: {exc.strerror}\n")
             os._exit(127 if isinstance(exc, FileNotFoundError) else 126)
     status: dict[str, Any] = {}
-    while True:
+    if wake is not None:
+        status = _reap_while_server_lives(child, status_fd, wake)
+    while not status:
         try:
             pid, raw = os.waitpid(-1, 0)
         except ChildProcessError:
             break
         if pid == child:
-            if os.WIFSIGNALED(raw):
-                status = {"signal": os.WTERMSIG(raw)}
-            else:
-                status = {"exit": os.waitstatus_to_exitcode(raw)}
-            break
+            status = _status_of(raw)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     kill_descendants()
     _report(status_fd, status)

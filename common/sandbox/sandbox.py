@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path, PurePosixPath
@@ -120,6 +121,14 @@ class Sandbox:
     isolation:
         ``"namespace"`` or ``"fallback"``; None: ``$SANDBOX_NETWORK``, else namespaces
         when this machine allows them (probed once per process).
+    workdir:
+        A directory to use as :attr:`root` instead of a fresh one (created if
+        missing): the sandbox owns it from now on and removes it on close. Its
+        parents stay hidden in namespace mode only when they are the server's home
+        or project directory, or listed in ``hide``.
+    hide:
+        More directories to cover in namespace mode (the server's data directory when
+        ``workdir`` lies in it: other sessions' workspaces, the embedded stores' files).
 
     Raises
     ------
@@ -135,8 +144,10 @@ class Sandbox:
         *,
         limits: Limits = Limits(),
         isolation: str | None = None,
+        workdir: Path | None = None,
+        hide: Sequence[Path] = (),
     ) -> None:
-        self._setup(limits, resolve_isolation(isolation), _seccomp_wanted())
+        self._setup(limits, resolve_isolation(isolation), _seccomp_wanted(), workdir, hide)
         if files:
             try:
                 self.write(files)
@@ -144,34 +155,51 @@ class Sandbox:
                 self.close()
                 raise
 
-    def _setup(self, limits: Limits, isolation: str, seccomp: bool) -> None:
+    def _setup(
+        self,
+        limits: Limits,
+        isolation: str,
+        seccomp: bool,
+        workdir: Path | None = None,
+        hide: Sequence[Path] = (),
+    ) -> None:
         self.limits = limits
         self.isolation = isolation
         self.seccomp = seccomp
         namespace = isolation == NAMESPACE
         root_server = os.geteuid() == 0
+        if workdir is not None:
+            Path(workdir).mkdir(mode=0o700, parents=True, exist_ok=True)
+            workdir = Path(workdir).resolve()
+        self._workdir = workdir
+        self._extra_hides = [os.path.realpath(h) for h in hide]
         # As root, run as a uid of our own: RLIMIT_NPROC does not bind root. Without
         # mounts to expose the interpreter, only when others can reach it at all.
         self.uid: int | None = None
-        if root_server and (namespace or _reachable_by_others(_interpreter_paths())):
+        reach = _interpreter_paths() + ([str(workdir.parent)] if workdir else [])
+        if root_server and (namespace or _reachable_by_others(reach)):
             self.uid = _UID_BASE + (os.getpid() % 100_000) * 1000 + next(_uid_counter) % 1000
         self._probing = False
         self._base = Path(tempfile.mkdtemp(prefix="ao-sandbox-")).resolve()
         self._closed = False
         # A sandbox dropped without close() still goes when collected.
-        self._finalizer = weakref.finalize(self, _discard, self._base, self.uid)
+        self._finalizer = weakref.finalize(self, _discard, self._base, self.uid, workdir)
         # base/ stays root's (read-only to the program): lib/ holds the network guards
         # that the program must not swap out.
         os.chmod(self._base, 0o755)
-        self.root = self._base / "work"
+        self.root = workdir or self._base / "work"
         self.home = self._base / "home"
         self.tmp = self._base / "tmp"
         self._lib = self._base / "lib"
         # Where runners have reports written (JUnit XML, coverage JSON): outside root,
         # so the code under test does not see them among its files.
         self.reports = self._base / "reports"
+        if workdir is not None:
+            os.chmod(workdir, 0o700)
+            self._own_tree(workdir)
         for own in (self.root, self.home, self.tmp, self.reports):
-            own.mkdir(mode=0o700)
+            if own != workdir:
+                own.mkdir(mode=0o700)
             self._own(own)
         self._lib.mkdir(mode=0o755)
         if not seccomp:
@@ -257,6 +285,17 @@ class Sandbox:
         if self.uid is not None:
             os.chown(path, self.uid, self.uid, follow_symlinks=False)
 
+    def _own_tree(self, top: Path) -> None:
+        """Hand a whole given workdir (files written before the sandbox, maybe by an
+        earlier sandbox's uid) to the uid the program runs as."""
+        uid = self.uid if self.uid is not None else os.geteuid()
+        if os.geteuid() != 0:
+            return  # only root can give files away; ours are ours already
+        for dirpath, dirnames, filenames in os.walk(top):
+            os.chown(dirpath, uid, uid, follow_symlinks=False)
+            for name in dirnames + filenames:
+                os.chown(os.path.join(dirpath, name), uid, uid, follow_symlinks=False)
+
     # -- running ---------------------------------------------------------------------
 
     def run(
@@ -291,17 +330,23 @@ class Sandbox:
         wall = self.limits.wall_s if timeout_s is None else timeout_s
         return _Run(self, list(argv), wall, stdin).execute()
 
-    def _launch_command(self, argv: list[str], status_fd: int) -> list[str]:
+    def _launch_command(self, argv: list[str], status_fd: int, *, tty: bool = False) -> list[str]:
         namespace = self.isolation == NAMESPACE
+        kept = [str(self._workdir)] if self._workdir is not None else []
         config = {
             "status_fd": status_fd,
             "mounts": namespace,
-            "hides": _hides(self.limits, self.uid is not None) if namespace else [],
-            "keeps": _keeps(self._base) if namespace else [],
+            "hides": (
+                _hides(self.limits, self.uid is not None, self._extra_hides, kept)
+                if namespace
+                else []
+            ),
+            "keeps": _keeps(self._base, kept) if namespace else [],
             "rlimits": self._rlimits(),
             "uid": self.uid,
             "cwd": str(self.root),
             "seccomp": self.seccomp,
+            "tty": tty,
         }
         launcher = [sys.executable, "-I", "-S", _LAUNCHER, json.dumps(config), "--", *argv]
         return (_unshare_prefix() if namespace else []) + launcher
@@ -635,13 +680,18 @@ def _kill_uid(uid: int) -> None:
         time.sleep(0.01)
 
 
-def _discard(base: Path, uid: int | None) -> None:
+def _discard(base: Path, uid: int | None, workdir: Path | None = None) -> None:
     if uid is not None:
         _kill_uid(uid)
-    _remove_tree(base)
+    remove_tree(base)
+    if workdir is not None:
+        remove_tree(workdir)
 
 
-def _remove_tree(path: Path) -> None:
+def remove_tree(path: Path) -> None:
+    """Remove a directory a sandboxed program wrote into (it may have left
+    directories without permissions); a missing one is fine."""
+
     def retry(func: Any, failed: str, exc: Any) -> None:
         # A program may have left a directory without permissions: restore and retry.
         with contextlib.suppress(OSError):
@@ -777,9 +827,10 @@ def _reachable_by_others(paths: list[str]) -> bool:
     return True
 
 
-def _keeps(base: Path) -> list[str]:
+def _keeps(base: Path, extra: Sequence[str] = ()) -> list[str]:
     """Paths that must stay visible when their parent is covered: minimal, outer first."""
-    wanted = sorted({p for p in _interpreter_paths() if os.path.exists(p)} | {str(base)}, key=len)
+    found = {p for p in _interpreter_paths() if os.path.exists(p)} | {str(base), *extra}
+    wanted = sorted(found, key=len)
     kept: list[str] = []
     for path in wanted:
         if not any(_under(path, k) for k in kept):
@@ -787,12 +838,18 @@ def _keeps(base: Path) -> list[str]:
     return kept
 
 
-def _hides(limits: Limits, drop_uid: bool) -> list[dict[str, Any]]:
+def _hides(
+    limits: Limits,
+    drop_uid: bool,
+    extra: Sequence[str] = (),
+    extra_keeps: Sequence[str] = (),
+) -> list[dict[str, Any]]:
     """Directories to cover with an empty tmpfs in the sandbox's mount namespace.
 
     Scratch space (/tmp, /var/tmp, /dev/shm) so nothing is left there; the server's
-    home and project directories (keys, .env, store data); and, when the program runs
-    as another uid, the directories it could not traverse on the way to the interpreter.
+    home and project directories (keys, .env, store data) and ``extra``; and, when the
+    program runs as another uid, the directories it could not traverse on the way to
+    the interpreter (or to ``extra_keeps``, a workdir).
     """
     scratch_mb = max(16, 2 * limits.file_size_mb)
     scratch = f"mode=1777,size={scratch_mb}m,nr_inodes=16384"
@@ -800,14 +857,14 @@ def _hides(limits: Limits, drop_uid: bool) -> list[dict[str, Any]]:
     candidates: dict[str, str] = {d: scratch for d in _SCRATCH_DIRS if os.path.isdir(d)}
     keeps = _interpreter_paths()
     project = str(Path(__file__).resolve().parents[2])
-    for private in (os.path.expanduser("~"), project):
+    for private in (os.path.expanduser("~"), project, *extra):
         real = os.path.realpath(private)
         # Never cover a system directory, nor one the interpreter itself lives in.
         if real in _SYSTEM_DIRS or not os.path.isdir(real) or any(_under(real, k) for k in keeps):
             continue
         candidates.setdefault(real, closed)
     if drop_uid:
-        for path in keeps:
+        for path in [*keeps, *extra_keeps]:
             current = "/"
             for part in Path(path).parts[1:]:
                 nxt = os.path.join(current, part)

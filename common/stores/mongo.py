@@ -24,6 +24,9 @@ COLLECTIONS: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
     "history": [([("key_id", 1), ("created_at", -1)], {}), ([("request_id", 1)], {})],
     "reports": [([("key_id", 1), ("created_at", -1)], {}), ([("kind", 1)], {})],
     "figma_documents": [([("key_id", 1), ("file_key", 1)], {})],
+    # /ws/collaboration/{sid}: a snapshot per document, the Yjs updates appended since.
+    "collab_documents": [([("sid", 1)], {"unique": True})],
+    "collab_updates": [([("sid", 1), ("_id", 1)], {})],
 }
 
 

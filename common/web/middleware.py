@@ -13,6 +13,7 @@ from common.context import begin_request, current_request, end_request
 from common.errors import AppError, PayloadTooLarge
 from common.logs import get_logger, logger
 from common.web.errors import error_body_bytes
+from common.ws.metrics import record_request
 
 log = get_logger("http")
 
@@ -78,13 +79,19 @@ class RequestContextMiddleware:
                     [id_header],
                 )
         finally:
+            ms = (time.perf_counter() - started) * 1000
+            # Per-endpoint figures for monitoring: the route's template (not the raw
+            # path, whose ids would make one series per job); an append, no I/O.
+            endpoint = getattr(scope.get("route"), "path", None) or "unmatched"
+            hits, misses = (info.cache_hits, info.cache_misses) if info else (0, 0)
+            record_request(endpoint, status, ms, hits, misses)
             log.info(
                 "request",
                 extra={
                     "method": scope.get("method"),
                     "path": scope.get("path"),
                     "status": status,
-                    "ms": round((time.perf_counter() - started) * 1000, 1),
+                    "ms": round(ms, 1),
                 },
             )
             logger.thread_safe_remove_keys(["request_id", "api_key_prefix"])

@@ -50,6 +50,32 @@ def _handler_routes(name: str) -> set[tuple[str, str]]:
     return routes
 
 
+def _ws_route(name: str) -> str | None:
+    """The WebSocket API route key a handler serves (``ws_route``), if it is one."""
+    module = importlib.import_module(f"functions.{name}.handler")
+    route = getattr(module, "ws_route", None)
+    return str(route) if route else None
+
+
+WS_HANDLERS = [name for name in HANDLERS if _ws_route(name)]
+
+
+def _of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {
+        name: res.get("Properties", {})
+        for name, res in template["Resources"].items()
+        if res.get("Type") == kind
+    }
+
+
+def _sub_text(value: Any) -> str:
+    """The text of a ``!Sub`` (long form ``{"Fn::Sub": ...}``), or the value as text."""
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        sub = value["Fn::Sub"]
+        return str(sub[0] if isinstance(sub, list) else sub)
+    return str(value)
+
+
 def test_cfn_lint_reports_no_errors_or_warnings() -> None:
     # Given the template; When cfn-lint runs with informational checks on
     matches = lint_file(TEMPLATE, config=ManualArgs(include_checks=["I"], regions=["us-east-1"]))
@@ -80,8 +106,65 @@ def test_every_handler_has_its_function_and_route(template: dict[str, Any], name
     assert props["CodeUri"] == f"functions/{name}/"
     assert props.get("Handler") == "handler.handler", logical_id
     assert _http_routes(props) == expected_routes, logical_id
-    if not expected_routes:
+    if not expected_routes and not _ws_route(name):
+        # A WebSocket handler is invoked by its route's integration (checked below).
         assert props.get("Events"), f"{logical_id}: no event invokes it"
+
+
+def test_there_are_websocket_handlers() -> None:
+    assert {_ws_route(n) for n in WS_HANDLERS} >= {"$connect", "$disconnect", "$default"}
+
+
+@pytest.mark.parametrize("name", WS_HANDLERS)
+def test_every_websocket_handler_is_its_routes_integration(
+    template: dict[str, Any], name: str
+) -> None:
+    # Given functions/<name>/handler.py declaring the WebSocket route key it serves
+    route_key = _ws_route(name)
+    function_id = next(
+        logical_id
+        for logical_id, props in _functions(template).items()
+        if props.get("CodeUri") == f"functions/{name}/"
+    )
+    apis = _of_type(template, "AWS::ApiGatewayV2::Api")
+    # When following the WebSocket API's route with that key to its integration
+    routes = [
+        props
+        for props in _of_type(template, "AWS::ApiGatewayV2::Route").values()
+        if props.get("RouteKey") == route_key
+    ]
+    assert len(routes) == 1, f"template.yaml needs one WebSocket route {route_key}"
+    api_id = routes[0]["ApiId"]["Ref"]
+    assert apis[api_id]["ProtocolType"] == "WEBSOCKET"
+    target = _sub_text(routes[0]["Target"])
+    assert target.startswith("integrations/${") and target.endswith("}"), target
+    integration = _of_type(template, "AWS::ApiGatewayV2::Integration")[target[15:-1]]
+    # Then it is a Lambda proxy integration of this handler's function, on the same API
+    assert integration["ApiId"] == {"Ref": api_id}
+    assert integration["IntegrationType"] == "AWS_PROXY"
+    assert f"${{{function_id}.Arn}}" in _sub_text(integration["IntegrationUri"])
+    # And API Gateway may invoke that function, from that API
+    permissions = [
+        p
+        for p in _of_type(template, "AWS::Lambda::Permission").values()
+        if p.get("FunctionName") == {"Ref": function_id}
+    ]
+    assert permissions, f"{function_id}: no permission for API Gateway to invoke it"
+    assert permissions[0]["Principal"] == "apigateway.amazonaws.com"
+    assert f"${{{api_id}}}" in _sub_text(permissions[0]["SourceArn"])
+
+
+def test_the_websocket_api_deploys_and_its_posters_may_post(template: dict[str, Any]) -> None:
+    stages = list(_of_type(template, "AWS::ApiGatewayV2::Stage").values())
+    assert any(s.get("AutoDeploy") is True for s in stages)
+    policy = template["Resources"]["WsManageConnectionsPolicy"]["Properties"]["PolicyDocument"]
+    assert policy["Statement"][0]["Action"] == "execute-api:ManageConnections"
+    # The functions that answer clients (post_to_connection) carry the policy.
+    for name in ("ws_default", "ws_monitor_tick"):
+        props = next(
+            p for p in _functions(template).values() if p["CodeUri"] == f"functions/{name}/"
+        )
+        assert {"Ref": "WsManageConnectionsPolicy"} in props.get("Policies", []), name
 
 
 def test_every_http_function_is_on_the_api_with_the_layer(template: dict[str, Any]) -> None:
