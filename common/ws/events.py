@@ -7,11 +7,12 @@ never disagree, and a reconnecting client's ``since=<seq>`` is an XRANGE from
 ``<seq+1>-0``.
 
 Job events are numbered by :mod:`common.jobs.events` (its own counter and channel,
-``<prefix>jobs:<id>``, published by the workers). The jobs route keeps the same
-numbers: :meth:`EventLog.publish` on route "jobs" uses that counter and channel,
-and every local server process records the events it receives on that channel
-into the job's stream with :meth:`EventLog.record` (entry id ``<seq>-0`` again, so
-the copy from a second process is refused by Redis as a duplicate).
+``<prefix>jobs:<id>``, published by the workers), which also adds each to the job's
+stream here, so replays work where no server listens (AWS). The jobs route keeps
+the same numbers: :meth:`EventLog.publish` on route "jobs" uses that counter and
+channel, and every local server process records the events it receives on that
+channel into the job's stream with :meth:`EventLog.record` (entry id ``<seq>-0``
+again, so a second copy is refused as a duplicate).
 
 Keys: ``<prefix>ws:seq:<route>:<sid>``, ``<prefix>ws:log:<route>:<sid>``; channel
 ``<prefix>ws:ev:<route>:<sid>`` (``-`` for no sid).

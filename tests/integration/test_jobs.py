@@ -594,3 +594,23 @@ def test_a_runner_gets_its_context(key: str, monkeypatch: pytest.MonkeyPatch) ->
 
 def _spy(input: dict[str, Any], ctx: JobContext) -> dict[str, Any]:  # replaced per test
     raise AssertionError("not patched")
+
+
+def test_job_events_are_kept_for_replay_where_no_server_listens(stores: None) -> None:
+    # Given a job's events published by a worker (no local server copies them)
+    from common.jobs.events import get_event_sink
+    from common.ws.events import get_event_log
+
+    job_id = uuid.uuid4()
+    sink = get_event_sink()
+    sink.publish(job_id, {"type": "status", "status": "running", "attempt": 1})
+    sink.publish(job_id, {"type": "progress", "step": "a", "percent": 50.0, "message": ""})
+
+    # When a client asks for what it missed since the first
+    log = get_event_log()
+    replay = log.since("jobs", str(job_id), 1)
+
+    # Then the stream has them under the workers' numbers, and a copy is refused
+    assert [e.seq for e in log.since("jobs", str(job_id), 0)] == [1, 2]
+    assert [e.data()["type"] for e in replay] == ["progress"]
+    assert log.record("jobs", str(job_id), replay[0]) is False
