@@ -139,6 +139,18 @@ class Settings(BaseSettings):
 
     @field_validator(
         "DATABASE_URL",
+    # Git (common/git). SECRET_KEY encrypts stored Git tokens; unset on the local
+    # server, one is generated into DATA_DIR/secret.key (0600); required on Lambda.
+    # Remotes on loopback, private or link-local addresses are refused (SSRF) unless
+    # ALLOW_PRIVATE_GIT_HOSTS; each git command gets GIT_TIMEOUT seconds.
+    SECRET_KEY: SecretStr | None = None
+    ALLOW_PRIVATE_GIT_HOSTS: bool = False
+    GIT_TIMEOUT: PositiveFloat = 300.0
+    # The git-sync scheduler (common/scheduler.py) looks for due projects every
+    # GIT_SYNC_INTERVAL_SECONDS on the local server (0: not started there); on AWS an
+    # EventBridge rule runs it every 5 minutes.
+    GIT_SYNC_INTERVAL_SECONDS: float = Field(60.0, ge=0)
+
         "REDIS_URL",
         "MONGODB_URL",
         "QDRANT_URL",

@@ -27,6 +27,8 @@ _SECRET_PATTERNS = [
     (re.compile(r"(://[^/\s:@]*:)[^@\s/]+@"), r"\1***@"),
     (re.compile(r"(?i)\b((?:api_key|token|password|secret)=)[^&\s'\"]+"), r"\1***"),
     (re.compile(r"\b(gh[pousr]_|glpat-|xox[baprs]-|figd_)[A-Za-z0-9_\-]{10,}"), r"\1***"),
+    # Git hosts' tokens (common/git): GitHub fine-grained, Bitbucket app passwords/tokens.
+    (re.compile(r"\b(github_pat_|ATBB|ATCTT3x)[A-Za-z0-9_\-=]{16,}"), r"\1***"),
 ]
 
 

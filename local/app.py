@@ -22,6 +22,7 @@ from common.config import get_settings
 from common.history import flush_history
 from common.jobs.worker import start_local_worker
 from common.logs import get_logger, redact_url
+from common.scheduler import start_local_scheduler
 from common.stores import prepare_stores, reset_stores
 from common.stores.embedded import start_embedded
 from common.web import create_app
@@ -59,6 +60,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     os.environ.update(embedded.urls)
     reset_stores()
     worker = None
+    scheduler = None
     try:
         prepare_stores()
         settings = get_settings()
@@ -66,6 +68,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # embedded stores' URLs published here.
         publish_local_store_urls(settings.DATA_DIR.expanduser().resolve(), embedded.urls)
         worker = start_local_worker()
+        # The git-sync scheduler (on AWS, a scheduled function): queues due syncs.
+        scheduler = start_local_scheduler()
         _warm_model()
         log.info(
             "stores ready",
@@ -81,6 +85,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with ws_running():  # WebSockets: subscriber, sampler (local/ws.py)
             yield
     finally:
+        if scheduler is not None:
+            scheduler.stop()
         # The worker first: the jobs it finishes in its grace time write history too.
         if worker is not None:
             worker.stop(grace_s=5.0)

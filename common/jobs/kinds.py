@@ -33,6 +33,8 @@ KINDS: dict[str, str] = {
     "security_scan": "common.security.scan:run_job",
     "figma": "common.figma.service:run_job",
     "kubernetes": "common.kubernetes.generate:run_job",
+    "git_sync": "common.git.service:run_sync_job",
+    "git_merge": "common.git.service:run_merge_job",
 }
 
 _loaded: dict[str, Runner] = {}

@@ -1,0 +1,1 @@
+"""Git: encrypted host tokens (``credentials``) and syncing projects with remotes (``sync``)."""

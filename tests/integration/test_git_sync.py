@@ -1,0 +1,450 @@
+"""Git credentials and sync against real git: bare repositories served by
+``git http-backend`` on loopback behind basic auth, so the token goes the whole way
+through GIT_ASKPASS; a conflict resolved through the Ollama double; the scheduler."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from tests.utils.git_http import GitHttpServer
+from tests.utils.lambda_events import FakeLambdaContext, http_event, response_json
+
+TOKEN = "ghp_" + "T0kenSecret" * 3 + "a1b2"
+APP = "def greet(name):\n    return 'Hello, ' + name\n"
+TEST = "from app import greet\n\n\ndef test_greet():\n    assert greet('Ann').endswith('Ann!')\n"
+MERGED = "def greet(name):\n    return 'Hi there, ' + name + '!'\n"
+
+
+def call(function: str, method: str, path: str, key: str, body: Any = None) -> tuple[int, Any]:
+    module = __import__(f"functions.{function}.handler", fromlist=["handler"])
+    event = http_event(method, path, body=body, headers={"X-API-Key": key})
+    response = module.handler(event, FakeLambdaContext())
+    return response["statusCode"], response_json(response)
+
+
+def git(*args: str, cwd: Path) -> str:
+    """Test-side git (the other developer), on the bare repository's path."""
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+class Ctx:
+    """What a runner uses of a JobContext."""
+
+    def __init__(self, key_id: UUID) -> None:
+        self.key_id = key_id
+
+    def progress(self, step: str, percent: float, message: str = "") -> None:
+        pass
+
+
+@pytest.fixture
+def env(set_env: Callable[..., None]) -> None:
+    from common.jobs import queue
+
+    prefix = os.environ.get("REDIS_KEY_PREFIX", "ao:") + f"g{uuid.uuid4().hex[:8]}:"
+    set_env(
+        ALLOW_PRIVATE_GIT_HOSTS="true",
+        SECRET_KEY="pytest-" + "k" * 40,
+        REDIS_KEY_PREFIX=prefix,
+        JOB_QUEUE_URL=None,
+        GIT_SYNC_INTERVAL_SECONDS="0",
+        MAX_ATTEMPTS="2",
+    )
+    queue.reset()
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Iterator[GitHttpServer]:
+    """A served bare repository ``repo.git`` with APP and its test on main."""
+    root = tmp_path / "srv"
+    root.mkdir()
+    git("init", "--quiet", "--bare", "-b", "main", "repo.git", cwd=root)
+    seed = tmp_path / "seed"
+    git("clone", "--quiet", str(root / "repo.git"), str(seed), cwd=tmp_path)
+    git("checkout", "--quiet", "-b", "main", cwd=seed)
+    (seed / "app.py").write_text(APP)
+    (seed / "tests").mkdir()
+    (seed / "tests" / "test_app.py").write_text(TEST.replace("Ann!", "Ann"))
+    git("add", ".", cwd=seed)
+    git("commit", "--quiet", "-m", "seed", cwd=seed)
+    git("push", "--quiet", "origin", "main", cwd=seed)
+    server = GitHttpServer(root, user="git", token=TOKEN).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def linked(env: None, api_key: str, remote: GitHttpServer) -> tuple[str, str]:
+    """A project of ``api_key`` linked to the served repository, with its token stored."""
+    status, body = call(
+        "git_credentials_create",
+        "POST",
+        "/api/git/credentials",
+        api_key,
+        {"host": remote.host, "token": TOKEN},
+    )
+    assert status == 201, body
+    status, project = call("projects_create", "POST", "/api/projects", api_key, {"name": "g"})
+    assert status == 201
+    pid = project["id"]
+    status, link = call(
+        "projects_git_link",
+        "POST",
+        f"/api/projects/{pid}/git/link",
+        api_key,
+        {"remote_url": f"{remote.url}/repo.git", "branch": "main"},
+    )
+    assert status == 200, link
+    return api_key, pid
+
+
+@pytest.fixture
+def spawned(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], dict[str, str]]]:
+    """Every git command line (as ``ps`` shows it) and environment the service spawns."""
+    seen: list[tuple[list[str], dict[str, str]]] = []
+    real = subprocess.run
+
+    def record(argv: list[str], **kwargs: Any) -> Any:
+        seen.append((list(argv), dict(kwargs.get("env") or {})))
+        return real(argv, **kwargs)
+
+    monkeypatch.setattr("common.git.sync._spawn", record)
+    return seen
+
+
+def principal_of(key: str) -> Any:
+    from common.auth import authenticate
+    from common.stores.postgres import get_postgres
+
+    return authenticate(key, store=get_postgres())
+
+
+def run_sync(key: str, pid: str, push: bool = True) -> dict[str, Any]:
+    from common.git.service import run_sync_job
+
+    return run_sync_job({"project_id": pid, "push": push}, Ctx(principal_of(key).key_id))  # type: ignore[arg-type]
+
+
+def run_merge(key: str, pid: str, **body: Any) -> dict[str, Any]:
+    from common.git.service import run_merge_job
+
+    return run_merge_job({"project_id": pid, **body}, Ctx(principal_of(key).key_id))  # type: ignore[arg-type]
+
+
+def workspace(pid: str) -> Path:
+    from common.config import get_settings
+
+    return get_settings().DATA_DIR.resolve() / "git" / pid / "repo"
+
+
+# -- credentials ----------------------------------------------------------------
+
+
+def test_credentials_are_stored_encrypted_listed_masked_rotated_and_deleted(
+    env: None, api_key: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from common.stores.postgres import get_postgres
+
+    # Given a token stored for GitHub
+    status, created = call(
+        "git_credentials_create",
+        "POST",
+        "/api/git/credentials",
+        api_key,
+        {"host": "GitHub.com", "token": TOKEN},
+    )
+    assert status == 201, created
+    assert (created["provider"], created["host"], created["hint"]) == (
+        "github",
+        "github.com",
+        "ghp_…a1b2",
+    )
+    # Then the row holds ciphertext, never the token
+    with get_postgres().connection() as conn:
+        row = conn.execute(
+            "SELECT token_ciphertext FROM git_credentials WHERE id = %s", (created["id"],)
+        ).fetchone()
+    assert row is not None and TOKEN.encode() not in bytes(row["token_ciphertext"])
+    # And a second token for the same host is a conflict
+    status, body = call(
+        "git_credentials_create",
+        "POST",
+        "/api/git/credentials",
+        api_key,
+        {"host": "github.com", "token": TOKEN},
+    )
+    assert status == 409 and body["error"]["code"] == "conflict"
+    # When it is listed, rotated and deleted
+    status, listed = call("git_credentials_list", "GET", "/api/git/credentials", api_key)
+    assert status == 200 and [c["id"] for c in listed] == [created["id"]]
+    path = f"/api/git/credentials/{created['id']}"
+    new = "ghp_" + "R0tated" * 5 + "z9z9"
+    status, rotated = call("git_credentials_update", "PUT", path, api_key, {"token": new})
+    assert status == 200 and rotated["hint"] == "ghp_…z9z9"
+    from common.auth import create_key
+
+    other = create_key(store=get_postgres(), name="other").key
+    status, body = call("git_credentials_delete", "DELETE", path, other)
+    assert status == 404 and body["error"]["code"] == "not_found"
+    status, _ = call("git_credentials_delete", "DELETE", path, api_key)
+    assert status == 204
+    status, listed = call("git_credentials_list", "GET", "/api/git/credentials", api_key)
+    assert listed == []
+    # Then neither token was ever in a log line or a response
+    out = capfd.readouterr()
+    for text in (out.out, out.err, str(created), str(rotated)):
+        assert TOKEN not in text and new not in text
+
+
+def test_a_private_remote_is_refused_unless_allowed(
+    set_env: Callable[..., None], api_key: str
+) -> None:
+    set_env(ALLOW_PRIVATE_GIT_HOSTS="false")
+    status, project = call("projects_create", "POST", "/api/projects", api_key, {"name": "g"})
+    for url in ("http://127.0.0.1:9/r.git", "https://169.254.169.254/r.git", "file:///r.git"):
+        status, body = call(
+            "projects_git_link",
+            "POST",
+            f"/api/projects/{project['id']}/git/link",
+            api_key,
+            {"remote_url": url},
+        )
+        assert status == 422 and body["error"]["code"] == "invalid_input", url
+
+
+# -- clone, pull, push over smart HTTP --------------------------------------------
+
+
+def test_clone_and_push_go_through_askpass_and_the_token_is_nowhere_else(
+    linked: tuple[str, str],
+    remote: GitHttpServer,
+    tmp_path: Path,
+    spawned: list[tuple[list[str], dict[str, str]]],
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    key, pid = linked
+    # When the sync endpoint is called, a job is queued
+    status, accepted = call(
+        "projects_git_sync", "POST", f"/api/projects/{pid}/git/sync", key, {"push": True}
+    )
+    assert status == 202 and accepted["status"] == "queued"
+    # And when the job runs, the workspace is cloned through the authenticated server
+    result = run_sync(key, pid)
+    assert result["status"] == "succeeded" and result["cloned"] is True
+    repo = workspace(pid)
+    assert (repo / "app.py").read_text() == APP
+    assert remote.authorized > 0
+    # When a local commit is synced, it is pushed
+    (repo / "notes.txt").write_text("pushed\n")
+    git("add", "notes.txt", cwd=repo)
+    git("commit", "--quiet", "-m", "notes", cwd=repo)
+    assert run_sync(key, pid)["cloned"] is False
+    bare = tmp_path / "srv" / "repo.git"
+    assert git("show", "main:notes.txt", cwd=bare) == "pushed\n"
+    # Then the status lists the runs and the workspace's commit
+    status, state = call("projects_git_status", "GET", f"/api/projects/{pid}/git/status", key)
+    assert status == 200 and state["head"] == git("rev-parse", "main", cwd=bare).strip()
+    assert state["link"]["remote_url"] == f"{remote.url}/repo.git"
+    assert state["runs"][0]["status"] in ("queued", "succeeded")
+    # And the token was never in .git/config (nor any workspace file), argv, a URL
+    # the server saw, a log line or a response
+    for file in repo.parent.rglob("*"):
+        if file.is_file():
+            assert TOKEN.encode() not in file.read_bytes(), file
+    assert spawned and all(TOKEN not in arg for argv, _ in spawned for arg in argv)
+    with_token = [e for _, e in spawned if TOKEN in e.values()]
+    assert with_token and all(e["GIT_ASKPASS"].endswith("askpass.sh") for e in with_token)
+    assert all(TOKEN not in line for line in remote.requests)
+    out = capfd.readouterr()
+    for text in (out.out, out.err, str(accepted), str(state), str(result)):
+        assert TOKEN not in text
+
+
+def test_a_wrong_token_fails_without_showing_it(
+    linked: tuple[str, str], capfd: pytest.CaptureFixture[str]
+) -> None:
+    from common.errors import AppError
+
+    key, pid = linked
+    status, [cred] = call("git_credentials_list", "GET", "/api/git/credentials", key)
+    wrong = "ghp_" + "Wr0ng" * 8
+    call(
+        "git_credentials_update", "PUT", f"/api/git/credentials/{cred['id']}", key, {"token": wrong}
+    )
+    with pytest.raises(AppError) as failed:
+        run_sync(key, pid)
+    assert failed.value.code == "git_failed"
+    out = capfd.readouterr()
+    for text in (failed.value.message, out.out, out.err):
+        assert wrong not in text and TOKEN not in text
+
+
+# -- merge with conflicts ------------------------------------------------------------
+
+
+def diverge(tmp_path: Path, remote: GitHttpServer) -> None:
+    """main and feature both change greet()'s line, on the served repository."""
+    other = tmp_path / "other"
+    git("clone", "--quiet", str(tmp_path / "srv" / "repo.git"), str(other), cwd=tmp_path)
+    git("checkout", "--quiet", "-b", "feature", cwd=other)
+    (other / "app.py").write_text(APP.replace("'Hello, ' + name", "'Hello, ' + name + '!'"))
+    (other / "tests" / "test_app.py").write_text(TEST)
+    git("commit", "--quiet", "-am", "exclaim", cwd=other)
+    git("push", "--quiet", "origin", "feature", cwd=other)
+    git("checkout", "--quiet", "main", cwd=other)
+    (other / "app.py").write_text(APP.replace("Hello, ", "Hi there, "))
+    git("commit", "--quiet", "-am", "friendlier", cwd=other)
+    git("push", "--quiet", "origin", "main", cwd=other)
+
+
+def test_a_conflict_is_proposed_then_accepted(
+    linked: tuple[str, str], remote: GitHttpServer, tmp_path: Path, ollama: Any
+) -> None:
+    key, pid = linked
+    run_sync(key, pid, push=False)
+    diverge(tmp_path, remote)
+    status, accepted = call(
+        "projects_git_merge", "POST", f"/api/projects/{pid}/git/merge", key, {"branch": "feature"}
+    )
+    assert status == 202, accepted
+    # When the merge runs, the model's resolution is proposed, not committed
+    ollama.script(f"```python\n{MERGED}```\nKept both changes.")
+    result = run_merge(key, pid, branch="feature")
+    assert result["status"] == "conflicts" and result["conflicts"] == ["app.py"]
+    proposal = result["proposal"]
+    assert proposal["files"][0]["content"] == MERGED and proposal["ok"] is True
+    assert proposal["tests"] and all(t["ok"] for t in proposal["tests"])
+    bare = tmp_path / "srv" / "repo.git"
+    assert "Hi there, ' + name\n" in git("show", "main:app.py", cwd=bare)
+    assert git("status", "--porcelain", cwd=workspace(pid)) == ""
+    # When the caller accepts it (with a message: no model call), it is committed and pushed
+    result = run_merge(key, pid, proposal_id=proposal["id"], accept=True, message="Merge feature")
+    assert result["status"] == "merged" and result["resolved"] == ["app.py"]
+    assert git("show", "main:app.py", cwd=bare) == MERGED
+    assert git("log", "-1", "--format=%s%n%P", "main", cwd=bare).split()[0] == "Merge"
+
+
+def test_auto_commits_a_checked_resolution_with_a_model_written_message(
+    linked: tuple[str, str], remote: GitHttpServer, tmp_path: Path, ollama: Any
+) -> None:
+    key, pid = linked
+    run_sync(key, pid, push=False)
+    diverge(tmp_path, remote)
+    # Given a resolution with markers left (refused), then a good one, then a message
+    ollama.script("```python\n<<<<<<< HEAD\nx = 1\n=======\nx = 2\n>>>>>>> feature\n```")
+    ollama.script(f"```python\n{MERGED}```")
+    ollama.script("Merge feature: greet with an exclamation mark")
+    result = run_merge(key, pid, branch="feature", auto=True)
+    assert result["status"] == "merged", result
+    assert result["message"] == "Merge feature: greet with an exclamation mark"
+    bare = tmp_path / "srv" / "repo.git"
+    assert git("show", "main:app.py", cwd=bare) == MERGED
+    assert len(git("log", "-1", "--format=%P", "main", cwd=bare).split()) == 2
+
+
+# -- the scheduler -------------------------------------------------------------------
+
+
+def test_the_scheduler_queues_due_projects_only_and_never_one_twice(
+    linked: tuple[str, str], remote: GitHttpServer, api_key: str
+) -> None:
+    from common.config import get_settings
+    from common.git.credentials import get_credential_manager
+    from common.git.service import sync_project
+    from common.git.store import get_git_sync_store
+    from common.scheduler import run_due
+    from common.stores.postgres import get_postgres
+
+    key, due = linked
+    store = get_git_sync_store()
+    url = f"{remote.url}/repo.git"
+    ids = {}
+    for name, schedule in (("later", "1h"), ("never", None)):
+        _, project = call("projects_create", "POST", "/api/projects", key, {"name": name})
+        call(
+            "projects_git_link",
+            "POST",
+            f"/api/projects/{project['id']}/git/link",
+            key,
+            {"remote_url": url, "schedule": schedule},
+        )
+        ids[name] = project["id"]
+    call(
+        "projects_git_link",
+        "POST",
+        f"/api/projects/{due}/git/link",
+        key,
+        {"remote_url": url, "schedule": "15m"},
+    )
+    with get_postgres().connection() as conn:
+        conn.execute(
+            "UPDATE projects SET next_sync_at = now() - interval '1 minute' WHERE id = %s", (due,)
+        )
+    # When a scheduler runs while another holds the due project's row, it skips it
+    with get_postgres().connection() as conn:
+        conn.execute("SELECT 1 FROM projects WHERE id = %s FOR UPDATE", (due,))
+        assert run_due(store=store) == []
+    # When it runs, only the due project gets a job, with a recorded run
+    [queued] = run_due(store=store)
+    assert str(queued["project_id"]) == due and queued["job_id"] is not None
+    with get_postgres().connection() as conn:
+        job = conn.execute(
+            "SELECT kind, project_id FROM jobs WHERE id = %s", (queued["job_id"],)
+        ).fetchone()
+    assert job is not None and job["kind"] == "git_sync" and str(job["project_id"]) == due
+    # And a second pass right after finds nothing due
+    assert run_due(store=store) == []
+    # When a sync runs while another holds the project's lock, it is skipped and recorded
+    with store.project_lock(UUID(due)) as got:
+        assert got
+        skipped = sync_project(
+            project_id=UUID(due),
+            owner_key_id=None,
+            run_id=queued["run_id"],
+            push=False,
+            store=store,
+            credentials=get_credential_manager(),
+            settings=get_settings(),
+        )
+    assert skipped == {"status": "skipped"}
+    [run] = [r for r in store.list_runs(project_id=UUID(due)) if r["id"] == queued["run_id"]]
+    assert run["trigger"] == "schedule" and run["status"] == "skipped"
+
+
+def test_a_clean_merge_is_committed_with_a_model_written_message(
+    linked: tuple[str, str], tmp_path: Path, ollama: Any
+) -> None:
+    key, pid = linked
+    run_sync(key, pid, push=False)
+    other = tmp_path / "other"
+    git("clone", "--quiet", str(tmp_path / "srv" / "repo.git"), str(other), cwd=tmp_path)
+    git("checkout", "--quiet", "-b", "docs", cwd=other)
+    (other / "README.md").write_text("# greet\n")
+    git("add", "README.md", cwd=other)
+    git("commit", "--quiet", "-m", "docs", cwd=other)
+    git("push", "--quiet", "origin", "docs", cwd=other)
+    ollama.script("Add a README for greet")
+    result = run_merge(key, pid, branch="docs")
+    assert result == {**result, "status": "merged", "message": "Add a README for greet"}
+    bare = tmp_path / "srv" / "repo.git"
+    assert git("show", "main:README.md", cwd=bare) == "# greet\n"
+    [diff_request] = ollama.requests_to("/api/chat")
+    assert "README.md" in str(diff_request)
