@@ -77,6 +77,7 @@ bench: $(STAMP_DEV)
 	$(PY) bench/jobs.py
 	$(PY) bench/scan.py
 	$(PY) bench/ws_fanout.py
+	$(PY) bench/upload.py
 
 pr: lint typecheck test
 

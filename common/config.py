@@ -109,6 +109,16 @@ class Settings(BaseSettings):
     FIGMA_MAX_BODY_BYTES: int = Field(64 * 1024 * 1024, gt=0)
     FIGMA_TIMEOUT: PositiveFloat = 60.0
 
+    # Project storage (common/storage): files under DATA_DIR/storage. UPLOAD_MAX_BYTES
+    # is the upload chunk route's own body limit (streamed to disk, never held);
+    # STORAGE_QUOTA_BYTES what one key may keep; the UNPACK_* caps refuse bombs.
+    UPLOAD_MAX_BYTES: int = Field(8 * 1024**3, gt=0)
+    STORAGE_QUOTA_BYTES: int = Field(20 * 1024**3, gt=0)
+    UNPACK_MAX_FILE_BYTES: int = Field(1024**3, gt=0)
+    UNPACK_MAX_TOTAL_BYTES: int = Field(8 * 1024**3, gt=0)
+    UNPACK_MAX_RATIO: PositiveFloat = 200.0
+    UNPACK_MAX_FILES: int = Field(200_000, gt=0)
+
     # WebSockets (common/ws). /ws/monitoring/stream gets a sample every
     # MONITOR_INTERVAL_MS (one process samples; on AWS a scheduled function, once a
     # minute); one every MONITOR_PERSIST_SECONDS (0: none) goes to the metrics table.
@@ -129,16 +139,6 @@ class Settings(BaseSettings):
     # The shell; unset: /bin/bash, else /bin/sh.
     TERMINAL_SHELL: str | None = None
 
-    @field_validator("OLLAMA_HOST", mode="before")
-    @classmethod
-    def _ollama_scheme(cls, value: object) -> object:
-        # Ollama itself accepts "host:port"; so do we, as the ollama client does.
-        if isinstance(value, str) and value and "://" not in value:
-            return f"http://{value}"
-        return value
-
-    @field_validator(
-        "DATABASE_URL",
     # Git (common/git). SECRET_KEY encrypts stored Git tokens; unset on the local
     # server, one is generated into DATA_DIR/secret.key (0600); required on Lambda.
     # Remotes on loopback, private or link-local addresses are refused (SSRF) unless
@@ -151,6 +151,16 @@ class Settings(BaseSettings):
     # EventBridge rule runs it every 5 minutes.
     GIT_SYNC_INTERVAL_SECONDS: float = Field(60.0, ge=0)
 
+    @field_validator("OLLAMA_HOST", mode="before")
+    @classmethod
+    def _ollama_scheme(cls, value: object) -> object:
+        # Ollama itself accepts "host:port"; so do we, as the ollama client does.
+        if isinstance(value, str) and value and "://" not in value:
+            return f"http://{value}"
+        return value
+
+    @field_validator(
+        "DATABASE_URL",
         "REDIS_URL",
         "MONGODB_URL",
         "QDRANT_URL",

@@ -87,8 +87,9 @@ def index_project(
     return report
 
 
-def save_project_files(project_id: UUID, files: dict[str, str]) -> None:
-    """Keep ``files`` (the whole set) as the project's files in MongoDB."""
+def save_project_files(project_id: UUID, files: dict[str, str], *, replace: bool = True) -> None:
+    """Keep ``files`` as the project's files in MongoDB: the whole set, or with
+    ``replace=False`` added to (and over) those already kept, as an upload does."""
     from pymongo import DeleteMany, ReplaceOne
 
     from common.stores.mongo import get_mongo
@@ -107,7 +108,10 @@ def save_project_files(project_id: UUID, files: dict[str, str]) -> None:
         )
         for path, content in files.items()
     ]
-    writes.append(DeleteMany({"project_id": pid, "path": {"$nin": list(files)}}))
+    if replace:
+        writes.append(DeleteMany({"project_id": pid, "path": {"$nin": list(files)}}))
+    if not writes:
+        return
     get_mongo()["project_files"].bulk_write(writes, ordered=False)
 
 

@@ -21,6 +21,12 @@ COLLECTIONS: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
     "project_meta": [([("project_id", 1)], {"unique": True})],
     # The files a project was last indexed with: what actions read for `project_id`.
     "project_files": [([("project_id", 1), ("path", 1)], {"unique": True})],
+    # common/storage: one document per stored file, one per upload in progress.
+    "storage_files": [
+        ([("project_id", 1), ("path", 1)], {"unique": True}),
+        ([("owner_key_id", 1)], {}),
+    ],
+    "upload_sessions": [([("project_id", 1)], {})],
     "history": [([("key_id", 1), ("created_at", -1)], {}), ([("request_id", 1)], {})],
     "reports": [([("key_id", 1), ("created_at", -1)], {}), ([("kind", 1)], {})],
     "figma_documents": [([("key_id", 1), ("file_key", 1)], {})],

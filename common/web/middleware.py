@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import Any
@@ -115,6 +116,17 @@ def _request_id(scope: Scope) -> str:
 # route, never held here (a Figma file can be tens of MB). Every other route keeps
 # MAX_BODY_BYTES. One dict lookup per request.
 STREAMED_ROUTES: dict[str, str] = {"/api/figma/analyze": "FIGMA_MAX_BODY_BYTES"}
+# Streamed routes whose path holds ids: matched only for a PUT under /api/projects/, so
+# every other request pays one string comparison at most.
+_UPLOAD_CHUNK = re.compile(r"/api/projects/[^/]+/uploads/[^/]+")
+
+
+def _streamed_setting(scope: Scope) -> str | None:
+    path: str = scope["path"]
+    setting = STREAMED_ROUTES.get(path)
+    if setting is None and scope.get("method") == "PUT" and _UPLOAD_CHUNK.fullmatch(path):
+        return "UPLOAD_MAX_BYTES"
+    return setting
 
 
 class BodyLimitMiddleware:
@@ -143,7 +155,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        streamed = STREAMED_ROUTES.get(scope["path"])
+        streamed = _streamed_setting(scope)
         if streamed is not None:
             await self._stream(scope, receive, send, streamed)
             return

@@ -1,0 +1,1 @@
+"""Project storage (the StorageManager): resumable uploads, safe unpacking, download."""

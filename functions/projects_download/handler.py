@@ -1,0 +1,54 @@
+"""GET /api/projects/{project_id}/download?path=...: one stored file, HTTP Range served."""
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import StreamingResponse
+
+from common.storage.service import iter_file, open_download
+from common.stores.projects_store import get_project_store
+from common.web import PrincipalDep, create_app, run_blocking
+from common.web.lambda_entry import make_lambda_handler
+
+router = APIRouter(tags=["projects"])
+
+
+@router.get(
+    "/api/projects/{project_id}/download",
+    response_class=StreamingResponse,
+    responses={206: {"description": "The range asked for"}},
+)
+async def download(
+    project_id: UUID,
+    path: Annotated[str, Query(min_length=1)],
+    principal: PrincipalDep,
+    range_: Annotated[str | None, Header(alias="range")] = None,
+) -> StreamingResponse:
+    """The file's bytes, streamed; a `Range: bytes=a-b` gets 206 and that part."""
+    found = await run_blocking(
+        lambda: open_download(
+            project_id=project_id,
+            owner_key_id=principal.key_id,
+            path=path,
+            range_header=range_,
+            store_=get_project_store(),
+        )
+    )
+    first, last = found.span or (0, found.size - 1)
+    headers = {
+        "Accept-Ranges": "bytes",
+        "Content-Length": str(max(last - first + 1, 0)),
+        "ETag": f'"{found.sha256}"',
+    }
+    if found.span is not None:
+        headers["Content-Range"] = f"bytes {first}-{last}/{found.size}"
+    return StreamingResponse(
+        iter_file(found.path, first, last),
+        status_code=206 if found.span is not None else 200,
+        media_type="application/octet-stream",
+        headers=headers,
+    )
+
+
+handler = make_lambda_handler(create_app([router], docs=False))
