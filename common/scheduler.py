@@ -112,6 +112,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Queue git sync jobs for due projects.")
     parser.add_argument("--once", action="store_true", help="one pass, then exit")
     args = parser.parse_args(argv)
+    # Like `python -m common.worker`: store URLs left unset come from the running
+    # local server's embedded stores.
+    from common.worker import use_local_store_urls
+
+    problem = use_local_store_urls()
+    if problem:
+        raise SystemExit(f"error: {problem}")
     get_postgres().ensure_migrated()
     if args.once:
         print(len(run_once()))

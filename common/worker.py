@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _use_store_urls() -> str | None:
+def use_local_store_urls() -> str | None:
     """Fill unset store URLs from the local server's file; an error message, or None."""
     from common.config import get_settings
 
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings = get_settings()
-        problem = _use_store_urls()
+        problem = use_local_store_urls()
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
