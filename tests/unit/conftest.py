@@ -17,3 +17,10 @@ def history_entries(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
     recorded: list[dict[str, object]] = []
     monkeypatch.setattr("common.agents.checked.record_history", recorded.append)
     return recorded
+
+
+@pytest.fixture(autouse=True)
+def _no_metrics_flusher(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The request recorder would start the metrics flusher thread, which talks to
+    Redis: not in the unit tier (a placeholder makes it look started)."""
+    monkeypatch.setattr("common.ws.metrics._flusher", object())
