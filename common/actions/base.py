@@ -10,7 +10,7 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from common.actions.inputs import ActionOptions, CodeInput
+from common.actions.inputs import ActionOptions, CodeInput, is_test_path
 from common.agents.checked import Checked
 from common.code.languages import language_for_path
 from common.errors import ModelOutputInvalid
@@ -103,6 +103,26 @@ def memory_context(
         f"`{s.path}` lines {s.start_line}-{s.end_line}:\n```\n{s.text}\n```"
         for s in snippets
         if s.path != exclude
+    )
+
+
+def action_context(
+    files: dict[str, str],
+    primary: str,
+    *,
+    project_id: UUID | None,
+    owner_key_id: UUID | None,
+) -> str:
+    """What the model sees besides the file it rewrites: the project's closest chunks
+    (semantic memory), then the other files, tests first."""
+    others = [p for p in sorted(files, key=lambda p: (not is_test_path(p), p)) if p != primary]
+    return "\n\n".join(
+        part
+        for part in (
+            memory_context(project_id, owner_key_id, files[primary], exclude=primary),
+            context_files(files, others),
+        )
+        if part
     )
 
 

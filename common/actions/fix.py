@@ -17,22 +17,21 @@ from pydantic import BaseModel, Field
 from common.actions.base import (
     AttemptInfo,
     Progress,
+    action_context,
     attempts_of,
     attempts_of_failure,
-    context_files,
     job_runner,
     limits_for,
-    memory_context,
     record_action,
     report,
 )
-from common.actions.inputs import CodeInput, is_test_path, load_workspace
+from common.actions.inputs import CodeInput, load_workspace
 from common.actions.verify import (
-    CheckOutcome,
     CheckRun,
     Verification,
     run_checks,
     test_checks,
+    unverified,
     verification,
 )
 from common.agents import universal
@@ -107,7 +106,6 @@ def fix_request(
         runs[code] = CheckRun(results, reports)
         return results
 
-    others = [p for p in sorted(files, key=lambda p: (not is_test_path(p), p)) if p != ws.primary]
     report(on_progress, "asking", 20, "asking the model for a fix")
     try:
         checked = universal.fix(
@@ -116,24 +114,14 @@ def fix_request(
             language=ws.language,
             problem=problem,
             instructions=request.instructions,
-            context="\n\n".join(
-                part
-                for part in (
-                    memory_context(
-                        request.project_id, owner_key_id, files[ws.primary], exclude=ws.primary
-                    ),
-                    context_files(files, others),
-                )
-                if part
+            context=action_context(
+                files, ws.primary, project_id=request.project_id, owner_key_id=owner_key_id
             ),
             extra_checks=behaviour,
             max_attempts=max_attempts,
         )
     except ModelOutputInvalid as exc:
-        last_code = next(reversed(runs), None)
-        failed = verification(before, None, attempts=len(exc.details.get("attempts", [])))
-        if last_code is not None:
-            failed.still_failing = [CheckOutcome.of(c) for c in runs[last_code].failing]
+        failed, last_code = unverified(before, runs, exc)
         output = FixOutput(
             verified=False,
             path=ws.primary,

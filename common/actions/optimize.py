@@ -18,23 +18,22 @@ from pydantic import BaseModel, Field
 from common.actions.base import (
     AttemptInfo,
     Progress,
+    action_context,
     attempts_of,
     attempts_of_failure,
-    context_files,
     job_runner,
     limits_for,
-    memory_context,
     record_action,
     report,
 )
 from common.actions.inputs import CodeInput, is_test_path, load_workspace
 from common.actions.timing import Benchmark, Timings, time_call
 from common.actions.verify import (
-    CheckOutcome,
     CheckRun,
     Verification,
     run_checks,
     test_checks,
+    unverified,
     verification,
 )
 from common.agents import universal
@@ -129,7 +128,6 @@ def optimize_request(
         return results
 
     original = ws.files[ws.primary]
-    others = [p for p in sorted(files, key=lambda p: (not is_test_path(p), p)) if p != ws.primary]
     report(on_progress, "asking", 40, f"asking the model for {request.goal}")
     try:
         checked = universal.optimize(
@@ -138,24 +136,14 @@ def optimize_request(
             language=ws.language,
             goal=request.goal,
             instructions=request.instructions,
-            context="\n\n".join(
-                part
-                for part in (
-                    memory_context(
-                        request.project_id, owner_key_id, files[ws.primary], exclude=ws.primary
-                    ),
-                    context_files(files, others),
-                )
-                if part
+            context=action_context(
+                files, ws.primary, project_id=request.project_id, owner_key_id=owner_key_id
             ),
             extra_checks=behaviour,
             max_attempts=max_attempts,
         )
     except ModelOutputInvalid as exc:
-        last = next(reversed(runs), None)
-        failed = verification(before, None, attempts=len(exc.details.get("attempts", [])))
-        if last is not None:
-            failed.still_failing = [CheckOutcome.of(c) for c in runs[last].failing]
+        failed, last = unverified(before, runs, exc)
         output = OptimizeOutput(
             verified=False,
             path=ws.primary,
@@ -167,7 +155,7 @@ def optimize_request(
             generated_tests=generated,
             attempts=attempts_of_failure(exc),
             candidate_diff=(
-                unified_diff({ws.primary: original}, {ws.primary: last}) if last else ""
+                unified_diff({ws.primary: original}, {ws.primary: last}) if last is not None else ""
             ),
             model=str(exc.details.get("model", model.model)),
             usage=usage,

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from common.actions.inputs import is_test_path
 from common.code.checks import CheckResult, check_code
 from common.code.languages import language_for_path
+from common.errors import ModelOutputInvalid
 
 if TYPE_CHECKING:
     from common.sandbox import Limits, TestReport
@@ -167,6 +168,18 @@ def verification(before: CheckRun, after: CheckRun | None, *, attempts: int) -> 
         tests_ran=final.tests_ran,
         isolation=final.isolation,
     )
+
+
+def unverified(
+    before: CheckRun, runs: dict[str, CheckRun], error: ModelOutputInvalid
+) -> tuple[Verification, str | None]:
+    """The verification of a model that never passed, and its last candidate that ran
+    the tests (``runs``: candidate code -> its run, in order), if any."""
+    last = next(reversed(runs), None)
+    failed = verification(before, None, attempts=len(error.details.get("attempts", [])))
+    if last is not None:
+        failed.still_failing = [CheckOutcome.of(c) for c in runs[last].failing]
+    return failed, last
 
 
 def summary(run: CheckRun) -> dict[str, Any]:
