@@ -15,7 +15,7 @@ comma := ,
 STAMP_DEV := $(VENV)/.installed-dev$(if $(EXTRAS),-$(subst $(comma),-,$(EXTRAS)))
 PYTEST_ARGS ?=
 
-.PHONY: run test unit integration e2e lint format typecheck bench pr key keys revoke migrate clean
+.PHONY: run test unit integration e2e lint format typecheck bench pr key keys revoke migrate clean web browser
 
 $(PY):
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed (python3 on PATH)" >&2; exit 1; }
@@ -42,12 +42,35 @@ $(STAMP_DEV): pyproject.toml $(STAMP_RUN)
 	$(PY) -m pip install --quiet -e '.[local,dev$(if $(EXTRAS),$(comma)$(EXTRAS))]'
 	@touch $@
 
+# The web console (local/web): npm packages from the registry, bundled by esbuild into
+# local/web/dist, which the local server serves at /. Rebuilt only when a source changed.
+WEB := local/web
+WEB_MODULES := $(WEB)/node_modules/.package-lock.json
+WEB_STAMP := $(WEB)/dist/.built
+WEB_SOURCES := $(shell find $(WEB)/src $(WEB)/pages -type f 2>/dev/null) $(WEB)/build.mjs
+$(WEB_MODULES): $(WEB)/package.json $(WEB)/package-lock.json
+	@command -v npm >/dev/null || { echo "Node.js 20+ and npm build the web console (local/web)" >&2; exit 1; }
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+$(WEB_STAMP): $(WEB_MODULES) $(WEB_SOURCES)
+	cd $(WEB) && node build.mjs
+web: $(WEB_STAMP)
+
+# The browser tests (tests/e2e/browser) drive Debian's Chromium: installed here when it
+# is missing and apt-get can (as root); elsewhere CHROMIUM_PATH names a Chrome/Chromium.
+browser:
+	@command -v chromium >/dev/null || [ -n "$$CHROMIUM_PATH" ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "no chromium and no way to install it: the browser tests will be skipped" >&2; fi; }
+
 ## run: the local server on http://$${HOST:-127.0.0.1}:$${PORT:-8000} (OpenAPI at /docs)
-run: $(STAMP_RUN) $(SEMGREP)
+run: $(STAMP_RUN) $(SEMGREP) $(WEB_STAMP)
 	$(PY) -m local
 
 ## test: the whole suite (unit, integration, e2e); an empty selection fails
-test: $(STAMP_DEV) $(SEMGREP)
+test: $(STAMP_DEV) $(SEMGREP) $(WEB_STAMP) browser
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing, an empty run proves nothing" >&2; exit 1; fi; \
 	exit $$rc
@@ -100,4 +123,4 @@ build-CommonLayer:
 	$(PYTHON) layers/build.py --out "$(ARTIFACTS_DIR)" --platform manylinux2014_x86_64 --python-version 3.12
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache $(WEB)/node_modules $(WEB)/dist

@@ -10,12 +10,14 @@ import importlib
 import os
 import pkgutil
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 import functions
 from common.config import get_settings
@@ -33,6 +35,8 @@ from local.ws import running as ws_running
 log = get_logger("local")
 
 THREADPOOL_SIZE = 200
+# The web console, built by `make web` (local/web/build.mjs); `make run` builds it.
+WEB_DIST = Path(__file__).resolve().parent / "web" / "dist"
 
 
 def discover_routers() -> list[APIRouter]:
@@ -118,12 +122,39 @@ def _warm_model() -> None:
 
 def build_app() -> FastAPI:
     app = create_app([*discover_routers(), build_ws_router()], lifespan=lifespan)
+    if (WEB_DIST / "index.html").is_file():
+        _serve_console(app)
+    else:
 
-    @app.get("/", include_in_schema=False)
-    def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+        @app.get("/", include_in_schema=False)
+        def root() -> HTMLResponse:
+            return HTMLResponse(
+                "<p>The web console is not built: <code>make web</code> (or <code>make run</code>)"
+                ' builds it. The API is documented at <a href="/docs">/docs</a>.</p>'
+            )
 
     return app
+
+
+def _serve_console(app: FastAPI) -> None:
+    """The built pages at ``/`` and ``/<page>.html``, their bundles under ``/assets``.
+
+    Named routes, not a catch-all mount at ``/``: a mount would answer every path, so an
+    unknown API route would no longer get its JSON 404, nor a wrong method its 405.
+    """
+    app.mount("/assets", StaticFiles(directory=WEB_DIST / "assets"), name="console-assets")
+    for page in sorted(WEB_DIST.glob("*.html")):
+        paths = ["/", "/index.html"] if page.name == "index.html" else [f"/{page.name}"]
+        for path in paths:
+            app.add_api_route(path, _page_endpoint(page), methods=["GET"], include_in_schema=False)
+
+
+def _page_endpoint(page: Path) -> Callable[[], FileResponse]:
+    def endpoint() -> FileResponse:
+        # Pages are small and change with every build: revalidate, never guess.
+        return FileResponse(page, headers={"Cache-Control": "no-cache"})
+
+    return endpoint
 
 
 app = build_app()

@@ -1,0 +1,104 @@
+"""The web console in a real headless Chromium (Debian's package, driven by Playwright).
+
+Playwright's own browser download is never used: ``executable_path`` points at the
+machine's Chromium (``make test`` installs Debian's when it can; ``CHROMIUM_PATH``
+names another). Every page's uncaught JavaScript error fails the test that saw it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.utils.server import LocalServer
+
+SCREENSHOTS = Path(__file__).resolve().parents[3] / "local" / "web" / "screenshots"
+DIST = Path(__file__).resolve().parents[3] / "local" / "web" / "dist"
+
+
+def chromium_path() -> str | None:
+    named = os.environ.get("CHROMIUM_PATH")
+    if named:
+        return named
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("no Chromium here (make test installs Debian's chromium as root)")
+    if not (DIST / "index.html").is_file():
+        pytest.fail("the web console is not built: make web")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        # --no-sandbox: Chromium refuses to run as root with its sandbox (CI runs as root).
+        launched = playwright.chromium.launch(
+            executable_path=executable,
+            headless=True,
+            args=["--no-sandbox", "--disable-dev-shm-usage"],
+        )
+        yield launched
+        launched.close()
+
+
+class ConsolePage:
+    """A browser tab on the local server, with its JavaScript errors collected."""
+
+    def __init__(self, page: Any, server: LocalServer) -> None:
+        self.page = page
+        self.server = server
+        self.errors: list[str] = []
+        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        page.set_default_timeout(15_000)
+
+    def goto(self, path: str) -> Any:
+        return self.page.goto(self.server.url + path)
+
+    def sign_in(self, key: str, then: str = "/actions.html") -> None:
+        self.goto("/index.html?next=" + then)
+        self.page.fill("#api-key", key)
+        self.page.click("#signin button[type=submit]")
+        self.page.wait_for_url("**" + then)
+
+    def screenshot(self, name: str) -> Path:
+        """Saved for the README (local/web/screenshots/<name>.png)."""
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+@pytest.fixture
+def open_page(browser: Any, server: LocalServer) -> Iterator[Callable[[], ConsolePage]]:
+    """``open_page()`` gives a fresh tab (its own session storage, like a new window)."""
+    contexts: list[Any] = []
+    pages: list[ConsolePage] = []
+
+    def new() -> ConsolePage:
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        contexts.append(context)
+        page = ConsolePage(context.new_page(), server)
+        pages.append(page)
+        return page
+
+    yield new
+    for context in contexts:
+        context.close()
+    errors = [e for p in pages for e in p.errors]
+    assert not errors, f"JavaScript errors in the console: {errors}"
+
+
+@pytest.fixture
+def console(open_page: Callable[[], ConsolePage]) -> ConsolePage:
+    return open_page()
