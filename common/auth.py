@@ -133,6 +133,10 @@ def revoke_key(*, store: ApiKeyStore, prefix: str) -> datetime:
     revoked_at = store.revoke_api_key(prefix)
     if revoked_at is None:
         raise NotFound(f"no API key with prefix {prefix}")
+    # After the commit: servers that remember the key look it up again from now on.
+    from common.admission import invalidate_principals
+
+    invalidate_principals()
     return revoked_at
 
 

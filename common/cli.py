@@ -27,6 +27,13 @@ def _postgres() -> Iterator[PostgresStore]:
     settings = get_settings()
     embedded = None
     if not settings.DATABASE_URL:
+    if not settings.DATABASE_URL:
+        # A running local server's stores first: its PostgreSQL, and its Redis, where a
+        # revoke tells the server to stop trusting the key it remembers.
+        from common.worker import use_local_store_urls
+
+        if use_local_store_urls() is None:
+            settings = get_settings()
         from common.stores.embedded import start_embedded
 
         embedded = start_embedded(settings, only=("postgres",))

@@ -11,10 +11,9 @@ from fastapi import Depends, Security
 from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
-from common.auth import Principal, authenticate, presented_key
+from common.auth import Principal, presented_key
 from common.config import Settings, get_settings
 from common.context import current_request
-from common.errors import StoreUnavailable
 from common.logs import logger
 from common.models import ModelClient, get_model_client
 
@@ -59,16 +58,15 @@ async def require_principal(
 
 class Admissions:
     """Authenticates and counts the requests of one key together: one trip to the
-    thread pool, one PostgreSQL lookup and one Redis round trip for a batch.
+    thread pool and one Redis round trip for a batch (plus a PostgreSQL lookup when
+    the key is not remembered: common/admission.py).
 
-    A request that arrives while its key's lookup is under way waits for the next
-    lookup, never joins the one already under way: every request is checked against
-    the database as it stood after the request arrived, so a key revoked by any
-    process is refused from the next request on, exactly as with a lookup per
-    request (no cache, no window). A burst of 50 requests with one key costs two
-    lookups instead of 50: each is a trip to the thread pool and back plus three
-    round trips, and under a burst most of that time is spent queueing for the
-    interpreter lock behind the other requests.
+    A request that arrives while its key's check is under way waits for the next
+    check, never joins the one already under way: every request is checked against
+    the state after it arrived, so a key revoked by any process is refused from the
+    next request on. A burst of 50 requests with one key costs two checks instead of
+    50: under a burst most of a check's time is spent queueing for the interpreter
+    lock behind the other requests.
 
     One per event loop: its futures belong to the loop that made them.
 
@@ -149,29 +147,10 @@ def _admissions() -> Admissions:
 def _authenticate_and_count(
     key: str, settings: Settings, requests: int
 ) -> tuple[Principal, list[int] | None]:
-    from common.stores.postgres import get_postgres
-
-    principal = authenticate(key, store=get_postgres())
-    return principal, _count_requests(principal, settings, requests)
-
-
-def _count_requests(principal: Principal, settings: Settings, requests: int) -> list[int] | None:
     # Imported here, not at the top: psycopg and redis cost every cold start ~0.2 s.
-    from common.ratelimit import count_requests
-    from common.stores.redis_store import get_redis
+    from common.admission import admit
 
-    if settings.RATE_LIMIT_PER_MINUTE <= 0:
-        return None
-    try:
-        redis = get_redis()
-    except StoreUnavailable:
-        return None  # no Redis configured at all: nothing to count with, serve anyway
-    return count_requests(
-        str(principal.key_id),
-        requests,
-        limit_per_minute=settings.RATE_LIMIT_PER_MINUTE,
-        redis=redis,
-    )
+    return admit(key, settings, requests)
 
 
 async def run_blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
