@@ -1,5 +1,6 @@
-"""``python -m common.cli``: manage API keys, apply migrations and load the security
-scan's advisory database from a shell.
+"""``python -m common.cli``: manage API keys, apply migrations, load the security
+scan's advisory database and re-encrypt stored Git tokens after a key rotation, from
+a shell.
 
 With ``DATABASE_URL`` unset it uses the embedded PostgreSQL under ``DATA_DIR``,
 the same one ``make run`` uses: started for the command if the server is not up.
@@ -27,13 +28,13 @@ def _postgres() -> Iterator[PostgresStore]:
     settings = get_settings()
     embedded = None
     if not settings.DATABASE_URL:
-    if not settings.DATABASE_URL:
         # A running local server's stores first: its PostgreSQL, and its Redis, where a
         # revoke tells the server to stop trusting the key it remembers.
         from common.worker import use_local_store_urls
 
         if use_local_store_urls() is None:
             settings = get_settings()
+    if not settings.DATABASE_URL:
         from common.stores.embedded import start_embedded
 
         embedded = start_embedded(settings, only=("postgres",))
@@ -72,7 +73,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     load.add_argument("source", help="PATH | safety-db | snapshot")
     advisory_commands.add_parser("count", help="how many advisories are loaded")
+    credentials = commands.add_parser("git-credentials", help="the stored Git tokens")
+    credential_commands = credentials.add_subparsers(dest="action", required=True)
+    credential_commands.add_parser(
+        "rotate",
+        help="re-encrypt every stored Git token under the current SECRET_KEY (or KMS key);"
+        " old keys must still be listed in SECRET_KEY_PREVIOUS while it runs",
+    )
     return parser
+
+
+def _rotate_git_tokens(store: PostgresStore) -> int:
+    from common.git.credentials import PostgresGitCredentialStore, rotate_tokens, token_cipher
+
+    result = rotate_tokens(
+        store=PostgresGitCredentialStore(store), cipher=token_cipher(get_settings())
+    )
+    print(
+        f"re-encrypted {result.rotated} Git token(s) under the current key"
+        f" ({result.changed_meanwhile} replaced by their owner meanwhile)"
+    )
+    if result.failed:
+        # Ids only: never a token. Dropping the old keys now would lose these for good.
+        print(
+            f"error: {len(result.failed)} token(s) open with no configured key; keep the old"
+            " keys in SECRET_KEY_PREVIOUS: " + ", ".join(str(i) for i in result.failed),
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "migrate":
                 applied = store.migrate()
                 print("applied: " + (", ".join(applied) or "nothing, up to date"))
+            elif args.command == "git-credentials":
+                return _rotate_git_tokens(store)
             elif args.command == "advisories":
                 from common.security.advisories import PostgresAdvisoryStore, load_source
 

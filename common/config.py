@@ -151,6 +151,13 @@ class Settings(BaseSettings):
     # EventBridge rule runs it every 5 minutes.
     GIT_SYNC_INTERVAL_SECONDS: float = Field(60.0, ge=0)
 
+    # Rotation: SECRET_KEY is the new key, SECRET_KEY_PREVIOUS the old one(s), comma
+    # separated, still read (MultiFernet) until `python -m common.cli git-credentials
+    # rotate` has re-encrypted every token; then drop them.
+    SECRET_KEY_PREVIOUS: SecretStr | None = None
+    # A KMS key (id, ARN or alias): tokens are then envelope-encrypted with a data key
+    # from KMS (SECRET_KEY is still read for tokens stored before; rotate to move them).
+    GIT_TOKENS_KMS_KEY_ID: str | None = None
     @field_validator("OLLAMA_HOST", mode="before")
     @classmethod
     def _ollama_scheme(cls, value: object) -> object:

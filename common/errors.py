@@ -116,6 +116,13 @@ class StoreUnavailable(AppError):
     code = "store_unavailable"
 
 
+class GitUnavailable(AppError):
+    """This process cannot run git: no binary on PATH (on Lambda: no GitLayer)."""
+
+    status = 503
+    code = "git_unavailable"
+
+
 class ModelTimeout(AppError):
     status = 504
     code = "model_timeout"

@@ -949,10 +949,10 @@ def request_digest(request: CodeInput) -> str:
 def analyze_request(
     request: CodeInput,
     *,
-    owner_key_id: UUID,
+    owner_key_id: UUID | None,
     model: ModelClient,
     max_attempts: int,
-    progress: Progress | None = None,
+    on_progress: Progress | None = None,
     checkpoint: Callable[[], None] | None = None,
 ) -> AnalyzeOutput:
     """/api/analyze: measure, review with the model, merge, store; the stored report.
@@ -961,7 +961,7 @@ def analyze_request(
     ----------
     max_attempts:
         Model attempts when ``request.options.max_attempts`` does not say.
-    progress, checkpoint:
+    on_progress, checkpoint:
         A job's progress callback, and its cancel check (raises to stop the job)
         called between steps; None on a request.
 
@@ -970,7 +970,8 @@ def analyze_request(
     NotFound
         ``project_id`` is not a project of this key.
     InvalidInput
-        ``path`` is not among the files; a project without stored files.
+        ``path`` is not among the files; a project without stored files; no key
+        (a job without the key that asked for it: reports are per key).
     ModelUnavailable, ModelNotPulled, ModelTimeout
         The model server could not answer (a model answer it could not repair is
         not an error: the report keeps the measurements and says so in ``model_error``).
@@ -982,8 +983,12 @@ def analyze_request(
     from common.history import record_history
     from common.reports import new_report_id, report_url, save_report
 
+    if owner_key_id is None:
+        from common.errors import InvalidInput
+
+        raise InvalidInput("an analysis job needs the key that asked for it (reports are per key)")
     started = time.monotonic()
-    step = progress or (lambda _step, _percent, _message: None)
+    step = on_progress or (lambda _step, _percent, _message: None)
     step("load", 5, "reading the files")
     workspace = load_workspace(request, owner_key_id=owner_key_id)
     step("measure", 15, f"measuring {len(workspace.files)} file(s)")
@@ -1100,21 +1105,8 @@ def _relevant_paths(request: CodeInput, *, owner_key_id: UUID) -> list[str]:
 
 
 def run_job(input: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
-    """The "analyze" job: the same analysis as the request, with progress and cancel."""
-    from common.config import get_settings
-    from common.errors import InvalidInput
-    from common.models import get_model_client
+    """The "analyze" job: the same analysis as the request (its options.max_attempts
+    included), with progress and cancel (JobCancelled: no report is stored)."""
+    from common.actions.base import job_runner
 
-    request = CodeInput.model_validate(input)
-    if ctx.key_id is None:
-        raise InvalidInput("an analysis job needs the key that asked for it (reports are per key)")
-    output = analyze_request(
-        request,
-        owner_key_id=ctx.key_id,
-        model=get_model_client(),
-        max_attempts=get_settings().MAX_ATTEMPTS,
-        progress=ctx.progress,
-        # Raises JobCancelled: the job ends "cancelled" and no report is stored.
-        checkpoint=ctx.raise_if_cancelled,
-    )
-    return output.model_dump(mode="json")
+    return job_runner(CodeInput, analyze_request, cancellable=True)(input, ctx)

@@ -149,22 +149,31 @@ class _Action(Protocol[In]):
 
 
 def job_runner(
-    input_model: type[In], action: _Action[In]
+    input_model: type[In], action: _Action[In], *, cancellable: bool = False
 ) -> Callable[[dict[str, Any], JobContext], dict[str, Any]]:
     """The job kind's runner for ``action``: the same action, run by a worker for the
-    job's key, with the job's progress."""
+    job's key, with the job's progress and the request's ``options.max_attempts``.
+
+    Parameters
+    ----------
+    cancellable:
+        ``action`` also takes ``checkpoint``, which it calls between steps: it gets
+        the job's cancel check (raising ``JobCancelled`` ends the job "cancelled").
+    """
 
     def run_job(input: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         from common.config import get_settings
         from common.models import get_model_client
 
         request = input_model.model_validate(input)
+        extra: dict[str, Any] = {"checkpoint": ctx.raise_if_cancelled} if cancellable else {}
         output = action(
             request,
             owner_key_id=ctx.key_id,
             model=get_model_client(),
             max_attempts=request.options.max_attempts or get_settings().MAX_ATTEMPTS,
             on_progress=ctx.progress,
+            **extra,
         )
         return output.model_dump(mode="json")
 

@@ -1,13 +1,18 @@
 """Git host tokens, encrypted at rest, one per (API key, host).
 
-A token is encrypted with Fernet (AES-128-CBC + HMAC-SHA256) under a key derived
-from ``SECRET_KEY`` by HKDF. The stored value starts with a format tag and the
-derived key's id (``f1:<kid>:``) so that a rotation of ``SECRET_KEY`` can later
-decrypt with the old key and re-encrypt with the new one; on AWS the derived key
-can come from KMS instead (one function, :func:`derive_key`, to replace).
+Two stored formats, told apart by their tag:
 
-Nothing here returns a token except :func:`token_for`, which the git runner calls
-to hand it to one git command through ``GIT_ASKPASS``.
+- ``f1:<kid>:<fernet>``: Fernet (AES-128-CBC + HMAC-SHA256) under a key derived
+  from ``SECRET_KEY`` by HKDF; ``<kid>`` names the derived key. Rotating
+  ``SECRET_KEY``: the old keys go to ``SECRET_KEY_PREVIOUS`` and are still read (a
+  ``MultiFernet``) until :func:`rotate_tokens` re-encrypted every token.
+- ``k1:<encrypted data key>:<fernet>``: envelope encryption when
+  ``GIT_TOKENS_KMS_KEY_ID`` is set (AWS). Each token gets a fresh data key from KMS
+  ``GenerateDataKey``; only its KMS-encrypted copy is stored, beside the token, and
+  KMS ``Decrypt`` opens it again. The plaintext key never leaves this process.
+
+Nothing here returns a token except :func:`GitCredentialManager.token_for`, which
+the git runner calls to hand it to one git command through ``GIT_ASKPASS``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import base64
 import hashlib
 import os
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
@@ -24,7 +31,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field, SecretStr, StringConstraints, field_validator
 
 from common.config import Settings
-from common.errors import ConfigError, NotFound
+from common.errors import ConfigError, NotFound, StoreUnavailable
 
 Provider = Literal["github", "gitlab", "bitbucket", "generic"]
 
@@ -34,6 +41,9 @@ _PROVIDERS: dict[str, Provider] = {
     "bitbucket.org": "bitbucket",
 }
 _FORMAT = b"f1"
+_KMS_FORMAT = b"k1"
+# Bound to every KMS data key: a ciphertext made for another purpose does not open here.
+_KMS_CONTEXT = {"purpose": "ai-orchestrator git credentials"}
 _HOST = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$")
 
 Token = Annotated[SecretStr, Field(min_length=1, max_length=4096)]
@@ -84,6 +94,14 @@ class GitCredentialStore(Protocol):
     def delete(self, *, key_id: UUID, credential_id: UUID) -> bool: ...
 
 
+class TokenRotationStore(Protocol):
+    """What :func:`rotate_tokens` needs: every ciphertext, and a compare-and-set."""
+
+    def ciphertexts(self) -> Sequence[tuple[UUID, bytes]]: ...
+
+    def replace_ciphertext(self, credential_id: UUID, *, old: bytes, new: bytes) -> bool: ...
+
+
 def normalize_host(value: str) -> str:
     """``value`` as a lower-case host[:port]; a URL is reduced to its host.
 
@@ -130,7 +148,9 @@ def secret_key(settings: Settings) -> bytes:
     if settings.SECRET_KEY is not None and settings.SECRET_KEY.get_secret_value():
         return settings.SECRET_KEY.get_secret_value().encode()
     if settings.on_lambda:
-        raise ConfigError("SECRET_KEY must be set on AWS (it encrypts stored Git tokens)")
+        raise ConfigError(
+            "SECRET_KEY (or GIT_TOKENS_KMS_KEY_ID) must be set on AWS: it encrypts Git tokens"
+        )
     path = settings.DATA_DIR.expanduser() / "secret.key"
     return _read_or_create_key(path)
 
@@ -147,18 +167,147 @@ def _read_or_create_key(path: Path) -> bytes:
     return path.read_bytes().strip()
 
 
+def previous_secret_keys(settings: Settings) -> list[bytes]:
+    """The old keys of ``SECRET_KEY_PREVIOUS`` (comma separated), newest first."""
+    if settings.SECRET_KEY_PREVIOUS is None:
+        return []
+    text = settings.SECRET_KEY_PREVIOUS.get_secret_value()
+    return [part.strip().encode() for part in text.split(",") if part.strip()]
+
+
+class KmsDataKeys:
+    """Data keys of one KMS key, for envelope encryption.
+
+    Parameters
+    ----------
+    key_id:
+        The KMS key's id, ARN or alias (``GIT_TOKENS_KMS_KEY_ID``).
+    client:
+        A boto3 KMS client; None: one is made on first use (boto3 is imported
+        lazily: the functions that never encrypt or decrypt never load it).
+    """
+
+    def __init__(self, key_id: str, *, client: Any | None = None) -> None:
+        self.key_id = key_id
+        self._client = client
+
+    def _kms(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("kms")
+        return self._client
+
+    def new_key(self) -> tuple[bytes, bytes]:
+        """A fresh 256-bit data key: (plaintext, encrypted under the KMS key).
+
+        Raises
+        ------
+        ConfigError
+            KMS refused (no such key, disabled, no permission).
+        StoreUnavailable
+            KMS did not answer.
+        """
+        answer = self._call(
+            "GenerateDataKey",
+            lambda kms: kms.generate_data_key(
+                KeyId=self.key_id, KeySpec="AES_256", EncryptionContext=_KMS_CONTEXT
+            ),
+        )
+        return bytes(answer["Plaintext"]), bytes(answer["CiphertextBlob"])
+
+    def open_key(self, encrypted: bytes) -> bytes:
+        """The plaintext of a data key :meth:`new_key` made.
+
+        No ``KeyId`` is passed: a symmetric ciphertext names its KMS key, so tokens
+        stored under a previous ``GIT_TOKENS_KMS_KEY_ID`` still open (and rotate).
+
+        Raises
+        ------
+        ConfigError, StoreUnavailable
+            As :meth:`new_key`.
+        """
+        answer = self._call(
+            "Decrypt",
+            lambda kms: kms.decrypt(CiphertextBlob=encrypted, EncryptionContext=_KMS_CONTEXT),
+        )
+        return bytes(answer["Plaintext"])
+
+    def _call(self, operation: str, call: Any) -> dict[str, Any]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer: dict[str, Any] = call(self._kms())
+        except ClientError as exc:
+            # The code (AccessDeniedException, DisabledException, ...) says what to
+            # fix; the message may quote the key ARN, which is not a secret either.
+            code = exc.response.get("Error", {}).get("Code", "error")
+            raise ConfigError(
+                f"KMS refused {operation} for GIT_TOKENS_KMS_KEY_ID ({code})"
+            ) from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"KMS did not answer {operation}") from exc
+        return answer
+
+
+@dataclass
+class RotationResult:
+    """What :func:`rotate_tokens` did."""
+
+    rotated: int = 0
+    changed_meanwhile: int = 0
+    failed: list[UUID] = field(default_factory=list)
+
+
 class TokenCipher:
-    """Encrypts and decrypts tokens under one key derived from ``SECRET_KEY``."""
+    """Encrypts tokens under the current key; decrypts under the current or an old one.
 
-    def __init__(self, secret: bytes) -> None:
-        from cryptography.fernet import Fernet
+    Parameters
+    ----------
+    secret:
+        ``SECRET_KEY``; None only with ``kms`` (on AWS, KMS alone may hold the keys).
+    previous:
+        Old ``SECRET_KEY`` values, still read (``SECRET_KEY_PREVIOUS``).
+    kms:
+        When set, new tokens are envelope-encrypted with its data keys.
 
-        key = derive_key(secret)
-        self.key_id = hashlib.sha256(key).hexdigest()[:8].encode()
-        self._fernet = Fernet(base64.urlsafe_b64encode(key))
+    Raises
+    ------
+    ConfigError
+        Neither a secret nor KMS: nothing to encrypt with.
+    """
+
+    def __init__(
+        self,
+        secret: bytes | None,
+        *,
+        previous: Sequence[bytes] = (),
+        kms: KmsDataKeys | None = None,
+    ) -> None:
+        from cryptography.fernet import Fernet, MultiFernet
+
+        if secret is None and kms is None:
+            raise ConfigError("set SECRET_KEY or GIT_TOKENS_KMS_KEY_ID to encrypt Git tokens")
+        secrets = ([secret] if secret is not None else []) + [p for p in previous if p]
+        keys = [derive_key(s) for s in secrets]
+        self._kids = {_kid(key) for key in keys}
+        self.key_id = _kid(keys[0]) if secret is not None else None
+        # MultiFernet encrypts with the first key and decrypts with any of them.
+        self._local = (
+            MultiFernet([Fernet(base64.urlsafe_b64encode(k)) for k in keys]) if keys else None
+        )
+        self._kms = kms
 
     def encrypt(self, token: str) -> bytes:
-        return _FORMAT + b":" + self.key_id + b":" + self._fernet.encrypt(token.encode())
+        """``token`` in the current format (KMS when configured, else ``SECRET_KEY``)."""
+        if self._kms is not None:
+            from cryptography.fernet import Fernet
+
+            plain, wrapped = self._kms.new_key()
+            sealed = Fernet(base64.urlsafe_b64encode(plain)).encrypt(token.encode())
+            return _KMS_FORMAT + b":" + base64.urlsafe_b64encode(wrapped) + b":" + sealed
+        assert self._local is not None and self.key_id is not None
+        return _FORMAT + b":" + self.key_id + b":" + self._local.encrypt(token.encode())
 
     def decrypt(self, blob: bytes) -> str:
         """The token in ``blob``.
@@ -166,17 +315,84 @@ class TokenCipher:
         Raises
         ------
         ConfigError
-            It was encrypted under another ``SECRET_KEY`` or is corrupt.
+            It was encrypted under a key that is not configured (any more), or is corrupt.
         """
-        from cryptography.fernet import InvalidToken
+        from cryptography.fernet import Fernet, InvalidToken
 
-        parts = bytes(blob).split(b":", 2)
-        if len(parts) != 3 or parts[0] != _FORMAT or parts[1] != self.key_id:
-            raise ConfigError("a stored Git token was encrypted under another SECRET_KEY")
+        tag, header, sealed = _split(blob)
+        if tag == _KMS_FORMAT:
+            if self._kms is None:
+                raise ConfigError(
+                    "a stored Git token was encrypted with KMS: set GIT_TOKENS_KMS_KEY_ID"
+                )
+            fernet: Any = Fernet(base64.urlsafe_b64encode(self._kms.open_key(_b64(header))))
+        else:
+            if self._local is None or header not in self._kids:
+                raise ConfigError(
+                    "a stored Git token was encrypted under another SECRET_KEY"
+                    " (put the old one in SECRET_KEY_PREVIOUS)"
+                )
+            fernet = self._local
         try:
-            return self._fernet.decrypt(parts[2]).decode()
+            return str(fernet.decrypt(sealed).decode())
         except InvalidToken as exc:
             raise ConfigError("a stored Git token cannot be decrypted") from exc
+
+    def rotate(self, blob: bytes) -> bytes:
+        """``blob`` re-encrypted under the current key.
+
+        Raises
+        ------
+        ConfigError
+            As :meth:`decrypt`.
+        """
+        tag, header, sealed = _split(blob)
+        if tag == _FORMAT and self._kms is None and header in self._kids:
+            from cryptography.fernet import InvalidToken
+
+            assert self._local is not None and self.key_id is not None
+            try:
+                # MultiFernet.rotate: opened with whichever key fits, sealed with the first.
+                return _FORMAT + b":" + self.key_id + b":" + self._local.rotate(sealed)
+            except InvalidToken as exc:
+                raise ConfigError("a stored Git token cannot be decrypted") from exc
+        return self.encrypt(self.decrypt(blob))
+
+
+def _split(blob: bytes) -> tuple[bytes, bytes, bytes]:
+    parts = bytes(blob).split(b":", 2)
+    if len(parts) != 3 or parts[0] not in (_FORMAT, _KMS_FORMAT):
+        raise ConfigError("a stored Git token is corrupt (unknown format)")
+    return parts[0], parts[1], parts[2]
+
+
+def _b64(data: bytes) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(data)
+    except ValueError as exc:
+        raise ConfigError("a stored Git token is corrupt (its data key)") from exc
+
+
+def _kid(key: bytes) -> bytes:
+    return hashlib.sha256(key).hexdigest()[:8].encode()
+
+
+def token_cipher(settings: Settings, *, kms_client: Any | None = None) -> TokenCipher:
+    """The cipher the settings ask for: KMS when ``GIT_TOKENS_KMS_KEY_ID`` is set,
+    ``SECRET_KEY`` (and ``SECRET_KEY_PREVIOUS``) for encrypting or reading the rest.
+
+    Raises
+    ------
+    ConfigError
+        On Lambda with neither ``SECRET_KEY`` nor ``GIT_TOKENS_KMS_KEY_ID``.
+    """
+    kms_key = settings.GIT_TOKENS_KMS_KEY_ID
+    has_secret = settings.SECRET_KEY is not None and bool(settings.SECRET_KEY.get_secret_value())
+    # With KMS on Lambda SECRET_KEY may be absent: KMS holds every key there. Locally the
+    # generated key costs nothing and still opens tokens stored before KMS was set.
+    secret = None if (kms_key and settings.on_lambda and not has_secret) else secret_key(settings)
+    kms = KmsDataKeys(kms_key, client=kms_client) if kms_key else None
+    return TokenCipher(secret, previous=previous_secret_keys(settings), kms=kms)
 
 
 def derive_key(secret: bytes) -> bytes:
@@ -266,6 +482,28 @@ class GitCredentialManager:
         return self._cipher.decrypt(bytes(row["token_ciphertext"]))
 
 
+def rotate_tokens(*, store: TokenRotationStore, cipher: TokenCipher) -> RotationResult:
+    """Re-encrypt every stored token under the cipher's current key (or KMS).
+
+    A token its owner replaced while this ran is left alone: the replacement was
+    already encrypted under the current key (the write is a compare-and-set). A
+    token no configured key opens is counted in ``failed``, by id, and left as it
+    is: drop no old key while any fails.
+    """
+    result = RotationResult()
+    for credential_id, blob in store.ciphertexts():
+        try:
+            fresh = cipher.rotate(blob)
+        except ConfigError:
+            result.failed.append(credential_id)
+            continue
+        if store.replace_ciphertext(credential_id, old=blob, new=fresh):
+            result.rotated += 1
+        else:
+            result.changed_meanwhile += 1
+    return result
+
+
 def _public(row: dict[str, Any]) -> GitCredentialPublic:
     fields = {k: row[k] for k in ("id", "provider", "host", "hint", "created_at", "updated_at")}
     return GitCredentialPublic.model_validate(fields)
@@ -335,13 +573,30 @@ class PostgresGitCredentialStore:
             )
             return bool(cursor.rowcount)
 
+    def ciphertexts(self) -> Sequence[tuple[UUID, bytes]]:
+        with self._pg.connection() as conn:
+            rows = conn.execute(
+                "SELECT id, token_ciphertext FROM git_credentials ORDER BY id"
+            ).fetchall()
+        return [(UUID(str(r["id"])), bytes(r["token_ciphertext"])) for r in rows]
+
+    def replace_ciphertext(self, credential_id: UUID, *, old: bytes, new: bytes) -> bool:
+        # updated_at stays: it tells the owner when the token changed, and it did not.
+        with self._pg.connection() as conn:
+            cursor = conn.execute(
+                "UPDATE git_credentials SET token_ciphertext = %s"
+                " WHERE id = %s AND token_ciphertext = %s",
+                (new, credential_id, old),
+            )
+            return bool(cursor.rowcount)
+
 
 def get_credential_manager() -> GitCredentialManager:
-    """The manager over PostgreSQL, with the configured key."""
+    """The manager over PostgreSQL, with the configured keys."""
     from common.config import get_settings
     from common.stores.postgres import get_postgres
 
     return GitCredentialManager(
         store=PostgresGitCredentialStore(get_postgres()),
-        cipher=TokenCipher(secret_key(get_settings())),
+        cipher=token_cipher(get_settings()),
     )

@@ -9,12 +9,13 @@ A merge that conflicts gets a proposal: merged content per conflicted file from
 the model, checked (no markers left, it parses, the project's tests pass in the
 sandbox when it has tests). It is committed only when ``auto`` is set and every
 check passed, or when the caller accepts the proposal by id; otherwise the merge
-is aborted and the workspace is left as it was.
+is aborted and the workspace is left as it was. Proposals live in PostgreSQL
+(``git_merge_proposals``), not in the workspace: on AWS the accept may run on
+another Lambda instance, whose workspace is a fresh clone.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from datetime import datetime
@@ -102,13 +103,17 @@ class GitMergeInput(BaseModel):
         None, max_length=5000, description="Commit message; unset: written by the model."
     )
     proposal_id: UUID | None = Field(None, description="A proposal from an earlier merge.")
-    accept: bool = Field(False, description="With proposal_id: commit that proposal.")
+    accept: bool = Field(
+        False, description="With proposal_id: commit that proposal (false: reject it)."
+    )
 
     @model_validator(mode="after")
     def _one_way(self) -> GitMergeInput:
         if self.accept and self.proposal_id is None:
             raise ValueError("accept needs a proposal_id")
-        if not self.accept and self.branch is None:
+        if self.proposal_id is not None and self.branch is not None:
+            raise ValueError("give a branch (a new merge) or a proposal_id, not both")
+        if self.proposal_id is None and self.branch is None:
             raise ValueError("branch is required (or proposal_id with accept)")
         return self
 
@@ -123,10 +128,26 @@ class GitRunPublic(BaseModel):
     finished_at: datetime | None
 
 
+ProposalStatus = Literal["proposed", "accepted", "rejected", "stale"]
+
+
+class GitProposalSummary(BaseModel):
+    id: UUID
+    branch: str = Field(description="The branch merged in.")
+    status: ProposalStatus
+    ok: bool = Field(description="Every check of every file passed.")
+    paths: list[str] = Field(description="The conflicted files it resolves.")
+    created_at: datetime
+    decided_at: datetime | None
+
+
 class GitStatusOutput(BaseModel):
     link: GitLinkPublic
     head: str | None = Field(description="The workspace's commit, if it was cloned.")
     runs: list[GitRunPublic]
+    proposals: list[GitProposalSummary] = Field(
+        [], description="The latest merge proposals: accept or reject one by its id."
+    )
 
 
 def _link_public(row: dict[str, Any]) -> GitLinkPublic:
@@ -248,7 +269,19 @@ def git_status(
         except gitcmd.GitError:
             head = None  # an empty clone has no HEAD yet
     runs = [GitRunPublic.model_validate(r) for r in store.list_runs(project_id=project_id)]
-    return GitStatusOutput(link=_link_public(row), head=head, runs=runs)
+    proposals = [
+        GitProposalSummary(
+            id=p["id"],
+            branch=p["branch"],
+            status=p["status"],
+            ok=p["ok"],
+            paths=[f["path"] for f in p["files"]],
+            created_at=p["created_at"],
+            decided_at=p["decided_at"],
+        )
+        for p in store.list_proposals(project_id=project_id)
+    ]
+    return GitStatusOutput(link=_link_public(row), head=head, runs=runs, proposals=proposals)
 
 
 # -- the work (inside jobs) ---------------------------------------------------
@@ -260,6 +293,9 @@ class _Repo:
     def __init__(
         self, *, row: dict[str, Any], settings: Settings, credentials: GitCredentialManager
     ) -> None:
+        # Before anything else: a worker without git (Lambda without the GitLayer)
+        # says so, rather than failing half-way through a clone.
+        gitcmd.require_git()
         self.settings = settings
         self.folder = workspace_of(settings, row["id"])
         self.path = self.folder / "repo"
@@ -287,6 +323,9 @@ class _Repo:
 
     def update(self) -> bool:
         """Clone, or fetch and fast-forward; True when it cloned."""
+        if (self.path / ".git" / "MERGE_HEAD").exists():
+            # A merge job that died half-way (a timeout, a failed push) left it open.
+            self.git(["merge", "--abort"])
         if not (self.path / ".git").is_dir():
             shutil.rmtree(self.path, ignore_errors=True)
             gitcmd.run_git(
@@ -370,6 +409,7 @@ class MergeProposal(BaseModel):
     files: list[FileProposal]
     tests: list[dict[str, Any]]
     ok: bool
+    status: ProposalStatus = "proposed"
 
 
 def merge_branch(
@@ -394,21 +434,29 @@ def merge_branch(
     Raises
     ------
     Conflict
-        Another sync holds the project, or an accepted proposal is stale.
+        Another sync holds the project, or an accepted proposal is stale or was
+        already decided.
     NotFound
         No such project or proposal.
     """
     with store.project_lock(project_id) as got:
         if not got:
             raise Conflict("another git operation is running on this project; try again")
-        repo = _Repo(
-            row=_linked(store, project_id, owner_key_id),
-            settings=settings,
-            credentials=credentials,
-        )
+        row = _linked(store, project_id, owner_key_id)
+        if body.proposal_id is not None and not body.accept:
+            return _reject(store, row, body.proposal_id, owner_key_id)
+        repo = _Repo(row=row, settings=settings, credentials=credentials)
         repo.update()
         if body.accept:
-            return _accept(repo, body, model=model, max_attempts=max_attempts)
+            return _accept(
+                repo,
+                body,
+                row=row,
+                store=store,
+                owner_key_id=owner_key_id,
+                model=model,
+                max_attempts=max_attempts,
+            )
         assert body.branch is not None
         repo.git(["fetch", "--quiet", "origin", f"refs/heads/{body.branch}"], remote=True)
         theirs = repo.git(["rev-parse", "FETCH_HEAD"]).strip()
@@ -425,17 +473,19 @@ def merge_branch(
             model=model,
             max_attempts=max_attempts,
         )
+        _save_proposal(store, row, repo, proposal, conflicts=result.conflicts)
         if body.auto and proposal.ok:
             _apply(repo, proposal)
-            return _commit(
+            merged = _commit(
                 repo,
                 body,
                 model=model,
                 max_attempts=max_attempts,
                 resolved=[f.path for f in proposal.files],
             )
+            store.decide_proposal(proposal.id, status="accepted", merge_commit=merged["head"])
+            return {**merged, "proposal_id": str(proposal.id)}
         repo.git(["merge", "--abort"])
-        _save_proposal(repo, proposal)
         return {
             "status": "conflicts",
             "conflicts": result.conflicts,
@@ -573,27 +623,76 @@ def _write_message(
     return text.strip().strip("`").strip() or f"Merge branch '{body.branch}'"
 
 
-def _proposal_path(repo: _Repo, proposal_id: UUID) -> Path:
-    return repo.folder / "proposals" / f"{proposal_id}.json"
+def _save_proposal(
+    store: GitSyncStore,
+    row: dict[str, Any],
+    repo: _Repo,
+    proposal: MergeProposal,
+    *,
+    conflicts: list[str],
+) -> None:
+    store.insert_proposal(
+        proposal_id=proposal.id,
+        project_id=row["id"],
+        owner_key_id=row["owner_key_id"],
+        branch=proposal.branch,
+        target_branch=repo.branch,
+        ours=proposal.ours,
+        theirs=proposal.theirs,
+        conflicts=conflicts,
+        files=[f.model_dump(mode="json") for f in proposal.files],
+        tests=proposal.tests,
+        ok=proposal.ok,
+    )
 
 
-def _save_proposal(repo: _Repo, proposal: MergeProposal) -> None:
-    path = _proposal_path(repo, proposal.id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(proposal.model_dump_json(), encoding="utf-8")
+def _load_proposal(
+    store: GitSyncStore, row: dict[str, Any], proposal_id: UUID, owner_key_id: UUID | None
+) -> dict[str, Any]:
+    found = store.find_proposal(
+        proposal_id=proposal_id, project_id=row["id"], owner_key_id=owner_key_id
+    )
+    if found is None:
+        raise NotFound(f"no merge proposal {proposal_id}")
+    if found["status"] != "proposed":
+        raise Conflict(f"merge proposal {proposal_id} is already {found['status']}")
+    return found
+
+
+def _reject(
+    store: GitSyncStore, row: dict[str, Any], proposal_id: UUID, owner_key_id: UUID | None
+) -> dict[str, Any]:
+    _load_proposal(store, row, proposal_id, owner_key_id)
+    if not store.decide_proposal(proposal_id, status="rejected"):
+        raise Conflict(f"merge proposal {proposal_id} was decided meanwhile")
+    return {"status": "rejected", "proposal_id": str(proposal_id)}
 
 
 def _accept(
-    repo: _Repo, body: GitMergeInput, *, model: ModelClient, max_attempts: int
+    repo: _Repo,
+    body: GitMergeInput,
+    *,
+    row: dict[str, Any],
+    store: GitSyncStore,
+    owner_key_id: UUID | None,
+    model: ModelClient,
+    max_attempts: int,
 ) -> dict[str, Any]:
     assert body.proposal_id is not None
-    path = _proposal_path(repo, body.proposal_id)
-    if not path.is_file():
-        raise NotFound(f"no merge proposal {body.proposal_id}")
-    proposal = MergeProposal.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    found = _load_proposal(store, row, body.proposal_id, owner_key_id)
+    proposal = MergeProposal.model_validate(
+        {k: found[k] for k in ("id", "branch", "ours", "theirs", "files", "tests", "ok")}
+    )
     repo.git(["fetch", "--quiet", "origin", f"refs/heads/{proposal.branch}"], remote=True)
     theirs = repo.git(["rev-parse", "FETCH_HEAD"]).strip()
-    if repo.head() != proposal.ours or theirs != proposal.theirs:
+    moved = (
+        found["target_branch"] != repo.branch
+        or repo.head() != proposal.ours
+        or theirs != proposal.theirs
+    )
+    if moved:
+        # It can never apply again: say so, so that it is not offered any more.
+        store.decide_proposal(proposal.id, status="stale")
         raise Conflict("the branches moved since this proposal; merge again for a new one")
     gitcmd.merge(repo.path, ref=theirs, askpass_dir=repo.folder, commit=False)
     _apply(repo, proposal)
@@ -605,8 +704,8 @@ def _accept(
         max_attempts=max_attempts,
         resolved=[f.path for f in proposal.files],
     )
-    path.unlink(missing_ok=True)
-    return result
+    store.decide_proposal(proposal.id, status="accepted", merge_commit=result["head"])
+    return {**result, "proposal_id": str(proposal.id)}
 
 
 # -- job runners --------------------------------------------------------------

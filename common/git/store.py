@@ -1,4 +1,5 @@
-"""PostgreSQL for git sync: a project's link (remote, branch, schedule) and its runs."""
+"""PostgreSQL for git sync: a project's link (remote, branch, schedule), its runs and
+its merge proposals."""
 
 from __future__ import annotations
 
@@ -8,10 +9,16 @@ from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
+from psycopg.types.json import Jsonb
+
 from common.stores.postgres import PostgresStore
 
 _LINK = "id, owner_key_id, git_remote, git_branch, sync_schedule, next_sync_at"
 _RUN = "id, project_id, trigger, job_id, status, message, created_at, finished_at"
+_PROPOSAL = (
+    "id, project_id, owner_key_id, branch, target_branch, ours, theirs, conflicts, files,"
+    " tests, ok, status, merge_commit, created_at, decided_at"
+)
 
 
 def project_lock_id(project_id: UUID) -> int:
@@ -127,6 +134,84 @@ class GitSyncStore:
                 assert run is not None
                 claimed.append({**row, "run_id": run["id"]})
         return claimed
+
+    # -- merge proposals (migration 0005) ------------------------------------
+
+    def insert_proposal(
+        self,
+        *,
+        proposal_id: UUID,
+        project_id: UUID,
+        owner_key_id: UUID,
+        branch: str,
+        target_branch: str,
+        ours: str,
+        theirs: str,
+        conflicts: list[str],
+        files: list[dict[str, Any]],
+        tests: list[dict[str, Any]],
+        ok: bool,
+    ) -> dict[str, Any]:
+        with self.postgres.connection() as conn:
+            row: dict[str, Any] | None = conn.execute(
+                "INSERT INTO git_merge_proposals (id, project_id, owner_key_id, branch,"
+                " target_branch, ours, theirs, conflicts, files, tests, ok)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                f" RETURNING {_PROPOSAL}",
+                (
+                    proposal_id,
+                    project_id,
+                    owner_key_id,
+                    branch,
+                    target_branch,
+                    ours,
+                    theirs,
+                    Jsonb(conflicts),
+                    Jsonb(files),
+                    Jsonb(tests),
+                    ok,
+                ),
+            ).fetchone()
+        assert row is not None
+        return row
+
+    def find_proposal(
+        self, *, proposal_id: UUID, project_id: UUID, owner_key_id: UUID | None
+    ) -> dict[str, Any] | None:
+        """The proposal, if it is this project's (and this key's, unless None)."""
+        query = f"SELECT {_PROPOSAL} FROM git_merge_proposals WHERE id = %s AND project_id = %s"
+        params: tuple[Any, ...] = (proposal_id, project_id)
+        if owner_key_id is not None:
+            query += " AND owner_key_id = %s"
+            params += (owner_key_id,)
+        with self.postgres.connection() as conn:
+            row: dict[str, Any] | None = conn.execute(query, params).fetchone()
+        return row
+
+    def decide_proposal(
+        self, proposal_id: UUID, *, status: str, merge_commit: str | None = None
+    ) -> bool:
+        """Move a proposal out of 'proposed'; False when it had already left it.
+
+        The ``status = 'proposed'`` guard makes the decision once: two accepts of
+        one proposal cannot both be recorded.
+        """
+        with self.postgres.connection() as conn:
+            cursor = conn.execute(
+                "UPDATE git_merge_proposals SET status = %s, merge_commit = %s,"
+                " decided_at = now() WHERE id = %s AND status = 'proposed'",
+                (status, merge_commit, proposal_id),
+            )
+            return bool(cursor.rowcount)
+
+    def list_proposals(self, *, project_id: UUID, limit: int = 10) -> list[dict[str, Any]]:
+        with self.postgres.connection() as conn:
+            rows: list[dict[str, Any]] = conn.execute(
+                f"SELECT {_PROPOSAL} FROM git_merge_proposals WHERE project_id = %s"
+                " ORDER BY created_at DESC LIMIT %s",
+                (project_id, limit),
+            ).fetchall()
+        return rows
 
     def owner_principal(self, key_id: UUID) -> dict[str, Any] | None:
         """The owning key as a Principal's fields; None when it was revoked."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shutil
 import socket
 import stat
 import subprocess
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from common.errors import AppError, InvalidInput
+from common.errors import AppError, GitUnavailable, InvalidInput
 from common.git.credentials import provider_for
 from common.logs import get_logger, scrub
 
@@ -57,6 +58,13 @@ Resolver = Callable[[str], list[str]]
 _PASSED_ENV = frozenset(
     {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SSH_AUTH_SOCK", "GIT_SSH_COMMAND"}
     | {"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"}
+    # A git that is not where it was built for (the GitLayer under /opt on Lambda)
+    # finds its helpers, templates and libraries by these.
+    | {"GIT_EXEC_PATH", "GIT_TEMPLATE_DIR", "LD_LIBRARY_PATH"}
+)
+_NO_GIT = (
+    "git is not installed where this worker runs; on AWS the job worker needs the"
+    " GitLayer (see the README, Git credentials and sync)"
 )
 _PASSED_PREFIX = ("GIT_AUTHOR_", "GIT_COMMITTER_")
 # Every git process starts here (one place for a test to watch what is spawned).
@@ -161,6 +169,18 @@ def _looks_like_ip(host: str) -> bool:
     return True
 
 
+def require_git() -> None:
+    """Fail early, and plainly, where git cannot run.
+
+    Raises
+    ------
+    GitUnavailable
+        No ``git`` on PATH: the Lambda Python runtime has none without the GitLayer.
+    """
+    if shutil.which("git") is None:
+        raise GitUnavailable(_NO_GIT)
+
+
 def askpass_script(folder: Path) -> Path:
     """The askpass script under ``folder`` (written once, mode 0700; it holds no secret)."""
     path = folder / "askpass.sh"
@@ -256,6 +276,11 @@ def run_git(
         )
     except subprocess.TimeoutExpired:
         raise GitError(f"git {args[0]} took longer than {timeout:.0f} s") from None
+    except FileNotFoundError as exc:
+        # Also raised for a missing cwd: only a git absent from PATH is "unavailable".
+        if shutil.which("git", path=env.get("PATH")) is None:
+            raise GitUnavailable(_NO_GIT) from None
+        raise GitError(f"git cannot run: {exc.strerror}") from None
     except OSError as exc:
         raise GitError(f"git cannot run: {exc.strerror}") from None
     if done.returncode != 0:

@@ -367,18 +367,9 @@ def security_scan_request(
 
 
 def run_job(input: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
-    """The "security_scan" job: the same scan as the request, with progress and cancel."""
-    from common.config import get_settings
-    from common.models import get_model_client
+    """The "security_scan" job: the same scan as the request (its options.max_attempts
+    included), with progress and cancel (JobCancelled: no report is stored)."""
+    # Imported here, as the rest of the actions layer is: the scan's module stays light.
+    from common.actions.base import job_runner
 
-    request = SecurityScanInput.model_validate(input)
-    output = security_scan_request(
-        request,
-        owner_key_id=ctx.key_id,
-        model=get_model_client(),
-        max_attempts=get_settings().MAX_ATTEMPTS,
-        on_progress=ctx.progress,
-        # Raises JobCancelled: the job ends "cancelled" and no report is stored.
-        checkpoint=ctx.raise_if_cancelled,
-    )
-    return output.model_dump(mode="json")
+    return job_runner(SecurityScanInput, security_scan_request, cancellable=True)(input, ctx)

@@ -448,3 +448,214 @@ def test_a_clean_merge_is_committed_with_a_model_written_message(
     assert git("show", "main:README.md", cwd=bare) == "# greet\n"
     [diff_request] = ollama.requests_to("/api/chat")
     assert "README.md" in str(diff_request)
+
+
+# -- merge proposals live in PostgreSQL -------------------------------------------------
+
+
+def propose(key: str, pid: str, tmp_path: Path, remote: GitHttpServer, ollama: Any) -> str:
+    """A conflicted merge of feature into main; the stored proposal's id."""
+    run_sync(key, pid, push=False)
+    diverge(tmp_path, remote)
+    ollama.script(f"```python\n{MERGED}```\nKept both changes.")
+    result = run_merge(key, pid, branch="feature")
+    assert result["status"] == "conflicts", result
+    return str(result["proposal"]["id"])
+
+
+def proposal_row(proposal_id: str) -> dict[str, Any]:
+    from common.stores.postgres import get_postgres
+
+    with get_postgres().connection() as conn:
+        row = conn.execute(
+            "SELECT status, ok, files, merge_commit, decided_at FROM git_merge_proposals"
+            " WHERE id = %s",
+            (proposal_id,),
+        ).fetchone()
+    assert row is not None
+    return row
+
+
+def test_a_proposal_is_accepted_by_a_worker_that_did_not_make_it(
+    linked: tuple[str, str], remote: GitHttpServer, tmp_path: Path, ollama: Any
+) -> None:
+    import shutil
+
+    key, pid = linked
+    # Given a proposal stored by one worker
+    proposal_id = propose(key, pid, tmp_path, remote, ollama)
+    row = proposal_row(proposal_id)
+    assert row["status"] == "proposed" and row["ok"] is True
+    assert row["files"][0]["path"] == "app.py" and row["files"][0]["content"] == MERGED
+    # And nothing of it is kept in the workspace
+    assert not list(workspace(pid).parent.rglob("*.json"))
+    # When another worker (a fresh workspace: a new Lambda instance) accepts it
+    shutil.rmtree(workspace(pid).parent)
+    result = run_merge(key, pid, proposal_id=proposal_id, accept=True, message="Merge feature")
+    # Then it is committed and pushed, and recorded as accepted with its commit
+    assert result["status"] == "merged" and result["proposal_id"] == proposal_id
+    bare = tmp_path / "srv" / "repo.git"
+    assert git("show", "main:app.py", cwd=bare) == MERGED
+    row = proposal_row(proposal_id)
+    assert row["status"] == "accepted" and row["merge_commit"] == result["head"]
+    assert row["decided_at"] is not None
+    # And the status lists it
+    status, state = call("projects_git_status", "GET", f"/api/projects/{pid}/git/status", key)
+    assert status == 200
+    [listed] = state["proposals"]
+    assert listed["id"] == proposal_id and listed["status"] == "accepted"
+    assert listed["paths"] == ["app.py"]
+    # When it is accepted a second time, that is a conflict and nothing is committed
+    from common.errors import Conflict
+
+    with pytest.raises(Conflict, match="already accepted"):
+        run_merge(key, pid, proposal_id=proposal_id, accept=True, message="again")
+    assert git("rev-parse", "main", cwd=bare).strip() == result["head"]
+
+
+def test_a_rejected_proposal_cannot_be_accepted(
+    linked: tuple[str, str], remote: GitHttpServer, tmp_path: Path, ollama: Any
+) -> None:
+    from common.errors import Conflict
+
+    key, pid = linked
+    proposal_id = propose(key, pid, tmp_path, remote, ollama)
+    bare = tmp_path / "srv" / "repo.git"
+    before = git("rev-parse", "main", cwd=bare)
+    # When the caller rejects it (proposal_id without accept)
+    status, accepted = call(
+        "projects_git_merge",
+        "POST",
+        f"/api/projects/{pid}/git/merge",
+        key,
+        {"proposal_id": proposal_id},
+    )
+    assert status == 202, accepted
+    assert run_merge(key, pid, proposal_id=proposal_id) == {
+        "status": "rejected",
+        "proposal_id": proposal_id,
+    }
+    # Then it is recorded so, and accepting it afterwards is refused
+    assert proposal_row(proposal_id)["status"] == "rejected"
+    with pytest.raises(Conflict, match="already rejected"):
+        run_merge(key, pid, proposal_id=proposal_id, accept=True, message="Merge")
+    assert git("rev-parse", "main", cwd=bare) == before
+
+
+def test_a_proposal_goes_stale_when_a_branch_moves(
+    linked: tuple[str, str], remote: GitHttpServer, tmp_path: Path, ollama: Any
+) -> None:
+    from common.errors import Conflict, NotFound
+
+    key, pid = linked
+    proposal_id = propose(key, pid, tmp_path, remote, ollama)
+    # Given main moved after the proposal was made
+    other = tmp_path / "other"
+    git("pull", "--quiet", "origin", "main", cwd=other)
+    (other / "notes.txt").write_text("later\n")
+    git("add", "notes.txt", cwd=other)
+    git("commit", "--quiet", "-m", "later", cwd=other)
+    git("push", "--quiet", "origin", "main", cwd=other)
+    # When it is accepted, that is a conflict, and it is marked stale
+    with pytest.raises(Conflict, match="moved"):
+        run_merge(key, pid, proposal_id=proposal_id, accept=True, message="Merge")
+    assert proposal_row(proposal_id)["status"] == "stale"
+    # And an unknown proposal id is not found
+    with pytest.raises(NotFound):
+        run_merge(key, pid, proposal_id=str(uuid.uuid4()), accept=True, message="Merge")
+
+
+def test_a_merge_body_takes_a_branch_or_a_proposal_not_both(
+    linked: tuple[str, str],
+) -> None:
+    key, pid = linked
+    for body in ({"branch": "feature", "proposal_id": str(uuid.uuid4())}, {"accept": True}, {}):
+        status, error = call(
+            "projects_git_merge", "POST", f"/api/projects/{pid}/git/merge", key, body
+        )
+        assert status == 422 and error["error"]["code"] == "invalid_input", body
+
+
+# -- a worker without git (Lambda's Python runtime without the GitLayer) ------------------
+
+
+def test_a_worker_without_git_fails_the_job_with_a_typed_error_and_records_it(
+    linked: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from common.errors import GitUnavailable
+    from common.git.service import run_sync_job
+    from common.git.store import get_git_sync_store
+
+    key, pid = linked
+    store = get_git_sync_store()
+    run = store.insert_run(project_id=UUID(pid), trigger="manual")
+    # Given a PATH without git, as on Lambda's Python runtime
+    empty = tmp_path / "no-git"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    # When a sync job runs, it fails with git_unavailable (503), saying what to deploy
+    with pytest.raises(GitUnavailable) as failed:
+        run_sync_job(
+            {"project_id": pid, "run_id": str(run["id"])},
+            Ctx(principal_of(key).key_id),  # type: ignore[arg-type]
+        )
+    assert (failed.value.code, failed.value.status) == ("git_unavailable", 503)
+    assert "GitLayer" in failed.value.message
+    # And the run is recorded as failed with that message
+    [recorded] = [r for r in store.list_runs(project_id=UUID(pid)) if r["id"] == run["id"]]
+    assert recorded["status"] == "failed" and "GitLayer" in recorded["message"]
+
+
+def test_a_missing_folder_is_a_git_error_not_a_missing_git(tmp_path: Path) -> None:
+    from common.git.sync import GitError, run_git
+
+    # A FileNotFoundError for the cwd must not be reported as "git is not installed"
+    with pytest.raises(GitError) as failed:
+        run_git(["status"], cwd=tmp_path / "gone", askpass_dir=tmp_path)
+    assert failed.value.code == "git_failed"
+
+
+@pytest.mark.skipif(
+    not Path("/lib64/ld-linux-x86-64.so.2").exists(), reason="collect.sh reads x86-64 binaries"
+)
+def test_the_git_layer_tree_alone_runs_a_sync(
+    linked: tuple[str, str],
+    remote: GitHttpServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    spawned: list[tuple[list[str], dict[str, str]]],
+) -> None:
+    """layers/git/collect.sh on this machine's git: the same selection of files as the
+    GitLayer (git, its https helper, their libraries), used as Lambda uses a layer."""
+    layer = tmp_path / "opt"
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run(
+        ["sh", str(root / "layers" / "git" / "collect.sh"), str(layer)],
+        check=True,
+        capture_output=True,
+    )
+    # Given nothing but the layer on PATH, and the variables template.yaml sets
+    monkeypatch.setenv("PATH", str(layer / "bin"))
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(layer / "lib"))
+    monkeypatch.setenv("GIT_EXEC_PATH", str(layer / "libexec" / "git-core"))
+    monkeypatch.setenv("GIT_TEMPLATE_DIR", str(layer / "share" / "git-core" / "templates"))
+    key, pid = linked
+    # When the project is cloned and a commit pushed, over smart HTTP with the token
+    assert run_sync(key, pid, push=False)["cloned"] is True
+    repo = workspace(pid)
+    (repo / "layer.txt").write_text("from the layer\n")
+    monkeypatch.setenv("PATH", f"{layer / 'bin'}:{os.defpath}")  # the test's own git below
+    git("add", "layer.txt", cwd=repo)
+    git("commit", "--quiet", "-m", "layer", cwd=repo)
+    monkeypatch.setenv("PATH", str(layer / "bin"))
+    result = run_sync(key, pid)
+    # Then it reached the server, authenticated
+    assert result["status"] == "succeeded" and remote.authorized > 0
+    bare = tmp_path / "srv" / "repo.git"
+    assert git("show", "main:layer.txt", cwd=bare) == "from the layer\n"
+    # And every git the service ran was told where the layer's helpers and libraries are
+    assert spawned and all(
+        env["GIT_EXEC_PATH"] == str(layer / "libexec" / "git-core")
+        and env["LD_LIBRARY_PATH"] == str(layer / "lib")
+        for _, env in spawned
+    )
