@@ -118,6 +118,13 @@ class Settings(BaseSettings):
     UNPACK_MAX_TOTAL_BYTES: int = Field(8 * 1024**3, gt=0)
     UNPACK_MAX_RATIO: PositiveFloat = 200.0
     UNPACK_MAX_FILES: int = Field(200_000, gt=0)
+    # Set (AWS: ProjectsBucket): files live in this S3 bucket instead, and an upload's
+    # bytes go straight to S3 by presigned multipart part URLs, valid
+    # UPLOAD_URL_EXPIRES_SECONDS (a status call presigns the missing parts again), in
+    # parts of UPLOAD_PART_BYTES (S3: 5 MiB at least; grown to stay within 10,000 parts).
+    PROJECTS_BUCKET: str | None = None
+    UPLOAD_URL_EXPIRES_SECONDS: int = Field(3600, ge=60, le=7 * 86_400)
+    UPLOAD_PART_BYTES: int = Field(64 * 1024**2, ge=5 * 1024**2, le=5 * 1024**3)
 
     # WebSockets (common/ws). /ws/monitoring/stream gets a sample every
     # MONITOR_INTERVAL_MS (one process samples; on AWS a scheduled function, once a

@@ -19,17 +19,37 @@ class UploadCreate(BaseModel):
     sha256: Sha256 | None = Field(None, description="Checked once the last byte arrives.")
 
 
+class UploadPart(BaseModel):
+    part_number: int
+    first: int = Field(description="The part's first byte in the file.")
+    last: int = Field(description="Its last byte (inclusive).")
+    url: str = Field(description="PUT the part's bytes here (presigned: no API key).")
+
+
 class UploadPublic(BaseModel):
     upload_id: UUID
     project_id: UUID
     filename: str
     size: int | None
-    offset: int = Field(description="Bytes received: the next chunk starts here.")
-    state: Literal["receiving", "complete", "failed"]
+    offset: int = Field(
+        description="Bytes received: the next chunk starts here (S3: bytes in the parts held)."
+    )
+    state: Literal["receiving", "verifying", "complete", "failed"]
     sha256: str | None = None
     files: int | None = None
     version: int | None = None
     upload_url: str
+    complete_url: str = Field(description="POST here once every byte or part is sent.")
+    backend: Literal["local", "s3"] = Field(
+        "local", description="local: PUT chunks to upload_url; s3: PUT parts to their urls."
+    )
+    part_bytes: int | None = Field(None, description="S3: every part's size but the last's.")
+    received_parts: list[int] | None = Field(None, description="S3: part numbers S3 holds.")
+    parts: list[UploadPart] | None = Field(
+        None, description="S3: the parts still to send, with fresh presigned URLs."
+    )
+    job_id: UUID | None = Field(None, description="S3: the job that checks and unpacks it.")
+    error_code: str | None = Field(None, description="S3: why the job refused it.")
 
 
 class StoredFile(BaseModel):

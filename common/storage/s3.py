@@ -11,7 +11,10 @@ boto3 is imported on first use: cold starts count.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from common.errors import InvalidInput, StoreUnavailable
@@ -42,13 +45,19 @@ def part_size_for(size: int, wanted: int = 64 * 1024 * 1024) -> int:
     return max(MIN_PART_BYTES, wanted, math.ceil(size / MAX_PARTS))
 
 
+def part_spans(size: int, part_bytes: int) -> list[tuple[int, int, int]]:
+    """(part number, first byte, last byte) of each part; an empty file is one empty part."""
+    count = max(1, math.ceil(size / part_bytes))
+    return [(n, (n - 1) * part_bytes, min(n * part_bytes, size) - 1) for n in range(1, count + 1)]
+
+
 class S3Storage:
     """Multipart uploads into ``bucket``.
 
     Parameters
     ----------
     bucket:
-        The projects bucket (``STORAGE_BUCKET``; ``ProjectsBucket`` in template.yaml).
+        The projects bucket (``PROJECTS_BUCKET``; ``ProjectsBucket`` in template.yaml).
     client:
         A boto3 S3 client; by default one is made on first use.
     expires_s:
@@ -64,12 +73,61 @@ class S3Storage:
     def client(self) -> Any:
         if self._client is None:
             import boto3
+            from botocore.config import Config
 
-            self._client = boto3.client("s3")
+            # SigV4 presigned URLs: the older signature some SDK versions still default
+            # to for presigning is refused in newer regions.
+            self._client = boto3.client("s3", config=Config(signature_version="s3v4"))
         return self._client
 
     def _errors(self, doing: str, exc: Exception) -> StoreUnavailable:
         return StoreUnavailable(f"S3 failed {doing}: {type(exc).__name__}")
+
+    def create(self, key: str) -> str:
+        """Open a multipart upload at ``key``; returns its S3 upload id.
+
+        Raises
+        ------
+        StoreUnavailable
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            created = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._errors("opening the upload", exc) from exc
+        return str(created["UploadId"])
+
+    def presign_part(self, key: str, upload_id: str, part_number: int) -> str:
+        """A URL the client PUTs part ``part_number``'s bytes to (no credentials needed)."""
+        # Presigning is local computation (no request to S3), so it cannot fail on the wire.
+        return str(
+            self.client.generate_presigned_url(
+                "upload_part",
+                Params={
+                    "Bucket": self.bucket,
+                    "Key": key,
+                    "UploadId": upload_id,
+                    "PartNumber": part_number,
+                },
+                ExpiresIn=self.expires_s,
+            )
+        )
+
+    def presign_get(self, key: str, filename: str) -> str:
+        """A URL that serves the object (S3 answers Range itself), saved as ``filename``."""
+        safe = filename.replace('"', "")
+        return str(
+            self.client.generate_presigned_url(
+                "get_object",
+                Params={
+                    "Bucket": self.bucket,
+                    "Key": key,
+                    "ResponseContentDisposition": f'attachment; filename="{safe}"',
+                },
+                ExpiresIn=self.expires_s,
+            )
+        )
 
     def start(self, key: str, size: int, *, part_bytes: int | None = None) -> MultipartUpload:
         """Open a multipart upload for ``size`` bytes and presign a URL per part.
@@ -78,33 +136,17 @@ class S3Storage:
         ------
         StoreUnavailable
         """
-        from botocore.exceptions import BotoCoreError, ClientError
-
         part = part_bytes or part_size_for(size)
-        count = max(1, math.ceil(size / part))
-        try:
-            created = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)
-            upload_id = str(created["UploadId"])
-            parts = [
-                PresignedPart(
-                    part_number=n,
-                    url=self.client.generate_presigned_url(
-                        "upload_part",
-                        Params={
-                            "Bucket": self.bucket,
-                            "Key": key,
-                            "UploadId": upload_id,
-                            "PartNumber": n,
-                        },
-                        ExpiresIn=self.expires_s,
-                    ),
-                    first=(n - 1) * part,
-                    last=min(n * part, size) - 1,
-                )
-                for n in range(1, count + 1)
-            ]
-        except (BotoCoreError, ClientError) as exc:
-            raise self._errors("opening the upload", exc) from exc
+        upload_id = self.create(key)
+        parts = [
+            PresignedPart(
+                part_number=n,
+                url=self.presign_part(key, upload_id, n),
+                first=first,
+                last=last,
+            )
+            for n, first, last in part_spans(size, part)
+        ]
         return MultipartUpload(key=key, upload_id=upload_id, part_bytes=part, parts=parts)
 
     def received(self, key: str, upload_id: str) -> list[dict[str, Any]]:
@@ -162,6 +204,59 @@ class S3Storage:
         except (BotoCoreError, ClientError) as exc:
             raise self._errors("aborting the upload", exc) from exc
 
+    def head_size(self, key: str) -> int | None:
+        """The object's size, or None when there is none at ``key``."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            found = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise self._errors("reading an object's size", exc) from exc
+        except BotoCoreError as exc:
+            raise self._errors("reading an object's size", exc) from exc
+        return int(found["ContentLength"])
+
+    def iter_object(self, key: str, piece_bytes: int = 1 << 20) -> Iterator[bytes]:
+        """The object's bytes, ``piece_bytes`` at a time: memory stays flat at any size."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            try:
+                yield from body.iter_chunks(piece_bytes)
+            finally:
+                body.close()
+        except (BotoCoreError, ClientError) as exc:
+            raise self._errors("reading an object", exc) from exc
+
+    def put_file(self, path: Path, key: str) -> None:
+        """Upload a local file (s3transfer: multipart past 8 MB, a few parts in memory)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.upload_file(str(path), self.bucket, key)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._errors("storing a file", exc) from exc
+
+    def copy(self, source: str, target: str) -> None:
+        """Copy inside the bucket, server side (a multipart copy past 5 GB)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.copy({"Bucket": self.bucket, "Key": source}, self.bucket, target)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._errors("copying an object", exc) from exc
+
+    def delete(self, key: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._errors("deleting an object", exc) from exc
+
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object under ``prefix`` (a project's); returns how many."""
         from botocore.exceptions import BotoCoreError, ClientError
@@ -177,3 +272,28 @@ class S3Storage:
         except (BotoCoreError, ClientError) as exc:
             raise self._errors("deleting the project's objects", exc) from exc
         return deleted
+
+
+@lru_cache(maxsize=4)
+def _storage(bucket: str, expires_s: int, endpoint: str | None) -> S3Storage:
+    return S3Storage(bucket, expires_s=expires_s)
+
+
+def get_s3_storage() -> S3Storage | None:
+    """The projects bucket when ``PROJECTS_BUCKET`` is set, else None (files on disk).
+
+    Cached per bucket and endpoint (``AWS_ENDPOINT_URL_S3``, which boto3 reads itself and
+    tests point at a moto server), so a test that changes them gets a fresh client.
+    """
+    import os
+
+    from common.config import get_settings
+
+    settings = get_settings()
+    if not settings.PROJECTS_BUCKET:
+        return None
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    return _storage(settings.PROJECTS_BUCKET, settings.UPLOAD_URL_EXPIRES_SECONDS, endpoint)
+
+
+reset_s3_storage = _storage.cache_clear

@@ -5,19 +5,27 @@ written straight from the request's stream to the part file at its offset, so me
 stays flat whatever the size. The SHA-256 is computed as the bytes pass: the running
 hash lives in this process keyed by (upload, offset); a chunk that arrives at another
 process (or after a restart) rebuilds it by re-reading the stored prefix once, since
-hashlib cannot serialise its state and a resume is rare.
+hashlib cannot serialise its state and a resume is rare. Writers of one upload take
+an exclusive lock on its part file, so two racing PUTs of the same chunk never
+interleave their bytes or their hash updates: the second sees the first's offset.
+
+With ``PROJECTS_BUCKET`` set (AWS), the bytes go to S3 instead: see
+:mod:`common.storage.s3_uploads`. Sessions, metadata and the API are the same.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from uuid import UUID
 
 import anyio.to_thread
@@ -52,6 +60,9 @@ _PIECE = 1 << 20
 TEXT_FILE_MAX_BYTES = 2 * 1024 * 1024
 # The running hashes, (upload id) -> (offset, hash); bounded by the uploads in flight.
 _HASHES: dict[str, tuple[int, Any]] = {}
+# How long a chunk waits for another writer of the same upload before a 409: long
+# enough for a racing duplicate of a chunk to finish, short of any client timeout.
+CHUNK_LOCK_WAIT_S = 30.0
 
 
 class QuotaExceeded(PayloadTooLarge):
@@ -60,6 +71,10 @@ class QuotaExceeded(PayloadTooLarge):
 
 class ChecksumMismatch(InvalidInput):
     code = "checksum_mismatch"
+
+
+class UploadBusy(Conflict):
+    code = "upload_busy"
 
 
 def _quota_check(owner_key_id: UUID, adding: int) -> None:
@@ -78,7 +93,8 @@ def _sessions() -> Any:
     return get_mongo()["upload_sessions"]
 
 
-def _public(doc: dict[str, Any]) -> UploadPublic:
+def _public(doc: dict[str, Any], **extra: Any) -> UploadPublic:
+    url = f"/api/projects/{doc['project_id']}/uploads/{doc['_id']}"
     return UploadPublic(
         upload_id=doc["_id"],
         project_id=doc["project_id"],
@@ -89,7 +105,13 @@ def _public(doc: dict[str, Any]) -> UploadPublic:
         sha256=doc.get("result_sha256"),
         files=doc.get("files"),
         version=doc.get("version"),
-        upload_url=f"/api/projects/{doc['project_id']}/uploads/{doc['_id']}",
+        upload_url=url,
+        complete_url=f"{url}/complete",
+        backend=doc.get("backend", "local"),
+        part_bytes=doc.get("part_bytes"),
+        job_id=doc.get("job_id"),
+        error_code=doc.get("error_code"),
+        **extra,
     )
 
 
@@ -111,16 +133,19 @@ def start_upload(
     QuotaExceeded
         The declared size would pass the key's quota.
     """
+    from common.storage.s3 import get_s3_storage
+
     get_project(project_id=project_id, owner_key_id=owner_key_id, store=store_)
     if archive_kind(body.filename) is None:
         safe_member_path(body.filename)
+    s3 = get_s3_storage()
+    if s3 is not None and body.size is None:
+        # S3 cuts the file into parts at start: it needs the total.
+        raise InvalidInput("an upload to S3 needs its size", details={"field": "size"})
     if body.size is not None:
         _quota_check(owner_key_id, body.size)
     upload_id = str(uuid.uuid4())
-    part = _part_path(str(project_id), upload_id)
-    part.parent.mkdir(parents=True, exist_ok=True)
-    part.touch()
-    doc = {
+    doc: dict[str, Any] = {
         "_id": upload_id,
         "project_id": str(project_id),
         "owner_key_id": str(owner_key_id),
@@ -131,6 +156,16 @@ def start_upload(
         "state": "receiving",
         "created_at": datetime.now(UTC),
     }
+    if s3 is not None:
+        from common.storage import s3_uploads
+
+        assert body.size is not None
+        doc.update(s3_uploads.open_multipart(s3, str(project_id), upload_id, body.size))
+        _sessions().insert_one(doc)
+        return s3_uploads.public(s3, doc)
+    part = _part_path(str(project_id), upload_id)
+    part.parent.mkdir(parents=True, exist_ok=True)
+    part.touch()
     _sessions().insert_one(doc)
     _HASHES[upload_id] = (0, hashlib.sha256())
     return _public(doc)
@@ -152,8 +187,49 @@ def upload_status(*, project_id: UUID, upload_id: UUID, owner_key_id: UUID) -> U
     ------
     NotFound
         No such upload in the caller's project.
+    StoreUnavailable
+        S3 could not list the upload's parts.
     """
-    return _public(_session(project_id, upload_id, owner_key_id))
+    doc = _session(project_id, upload_id, owner_key_id)
+    if doc.get("backend") == "s3":
+        from common.storage import s3_uploads
+
+        return s3_uploads.public(s3_uploads.storage_of(doc), doc)
+    return _public(doc)
+
+
+def complete_upload(
+    *, project_id: UUID, upload_id: UUID, principal: Any, store_: ProjectStore
+) -> UploadPublic:
+    """Finish an upload whose bytes are all sent.
+
+    Local uploads complete on their last byte, so this only confirms it (or says what
+    is missing). An S3 upload is assembled from the parts S3 holds, then a job reads it
+    once for its SHA-256 and unpacks it: the answer's state is ``verifying`` until then.
+    Calling it again is harmless.
+
+    Raises
+    ------
+    NotFound
+        No such upload in the caller's project.
+    Conflict
+        Bytes or parts are missing (``offset``, ``missing_parts``), or the upload failed.
+    StoreUnavailable
+    """
+    get_project(project_id=project_id, owner_key_id=principal.key_id, store=store_)
+    doc = _session(project_id, upload_id, principal.key_id)
+    if doc.get("backend") == "s3":
+        from common.storage import s3_uploads
+
+        return s3_uploads.complete(s3_uploads.storage_of(doc), doc, principal)
+    if doc["state"] == "receiving":
+        raise Conflict(
+            f"the upload has {doc['offset']} of its {doc.get('size', '?')} bytes",
+            details={"offset": doc["offset"]},
+        )
+    if doc["state"] == "failed":
+        raise Conflict("the upload failed; start another", details={"offset": doc["offset"]})
+    return _public(doc)
 
 
 def _hash_at(upload_id: str, part: Path, offset: int) -> Any:
@@ -192,13 +268,64 @@ async def receive_chunk(
     NotFound, BadRequest, Conflict
         No such upload; a malformed range; a chunk that does not start at the offset,
         or an upload that is no longer receiving.
+    UploadBusy
+        Another chunk of the upload held the lock past ``CHUNK_LOCK_WAIT_S``.
     QuotaExceeded, ChecksumMismatch, UnsafeArchive
     """
     run = anyio.to_thread.run_sync
     await run(lambda: get_project(project_id=project_id, owner_key_id=owner_key_id, store=store_))
     doc = await run(lambda: _session(project_id, upload_id, owner_key_id))
-    if doc["state"] != "receiving":
-        raise Conflict(f"the upload is {doc['state']}", details={"offset": doc["offset"]})
+    if doc.get("backend") == "s3":
+        raise Conflict("this upload goes to S3: PUT each part to its presigned url")
+    uid = str(upload_id)
+    part = _part_path(doc["project_id"], uid)
+    async with _writer(part) as out:
+        # Read again under the lock: a racing writer may have moved the offset on.
+        doc = await run(lambda: _session(project_id, upload_id, owner_key_id))
+        if out is None or doc["state"] != "receiving":
+            raise Conflict(f"the upload is {doc['state']}", details={"offset": doc["offset"]})
+        return await _write_chunk(doc, owner_key_id, out, part, content_range, offset, stream)
+    raise AssertionError("unreachable")  # pragma: no cover - the block returns or raises
+
+
+@asynccontextmanager
+async def _writer(part: Path) -> AsyncIterator[BinaryIO | None]:
+    """The part file, open for writing and locked against other writers of the upload;
+    None when it is gone (the upload completed or failed).
+
+    ``flock`` locks belong to the open file, so two requests of one process exclude each
+    other as two processes do. The wait polls rather than blocking a worker thread.
+    """
+    try:
+        handle = part.open("r+b")
+    except FileNotFoundError:
+        yield None
+        return
+    with handle:  # closing it releases the lock
+        deadline = time.monotonic() + CHUNK_LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise UploadBusy(
+                        "another chunk of this upload is being written; ask where it stands"
+                    ) from None
+                await anyio.sleep(0.02)
+        yield handle
+
+
+async def _write_chunk(
+    doc: dict[str, Any],
+    owner_key_id: UUID,
+    out: BinaryIO,
+    part: Path,
+    content_range: str | None,
+    offset: int | None,
+    stream: AsyncIterator[bytes],
+) -> UploadPublic:
+    run = anyio.to_thread.run_sync
     size: int | None = doc.get("size")
     if content_range is not None:
         chunk = parse_content_range(content_range)
@@ -224,32 +351,32 @@ async def receive_chunk(
         raise BadRequest("the chunk goes past the upload's size")
     await run(_quota_check, owner_key_id, limit_end)
 
-    uid = str(upload_id)
-    part = _part_path(doc["project_id"], uid)
+    uid = doc["_id"]
     hasher = await run(_hash_at, uid, part, start)
     written = 0
     error: BaseException | None = None
-    with part.open("r+b") as out:
-        out.seek(start)
-        out.truncate()  # bytes past the offset are a previous chunk's unrecorded tail
-        try:
-            async for piece in stream:
-                if not piece:
-                    continue
-                if expected is not None and written + len(piece) > expected:
-                    raise BadRequest("the body is longer than its Content-Range")
-                if size is not None and start + written + len(piece) > size:
-                    raise BadRequest("the body goes past the upload's size")
-                out.write(piece)
-                hasher.update(piece)
-                written += len(piece)
-        except BaseException as exc:  # a disconnect too: keep what arrived, then re-raise
-            error = exc
-        if isinstance(error, BadRequest):
-            # The whole chunk is refused: what it wrote is dropped with the hash's state.
-            out.truncate(start)
-            written = 0
-            hasher = None
+    out.seek(start)
+    out.truncate()  # bytes past the offset are a previous chunk's unrecorded tail
+    try:
+        async for piece in stream:
+            if not piece:
+                continue
+            if expected is not None and written + len(piece) > expected:
+                raise BadRequest("the body is longer than its Content-Range")
+            if size is not None and start + written + len(piece) > size:
+                raise BadRequest("the body goes past the upload's size")
+            out.write(piece)
+            hasher.update(piece)
+            written += len(piece)
+    except BaseException as exc:  # a disconnect too: keep what arrived, then re-raise
+        error = exc
+    if isinstance(error, BadRequest):
+        # The whole chunk is refused: what it wrote is dropped with the hash's state.
+        out.truncate(start)
+        written = 0
+        hasher = None
+    # On disk before the offset says so: completing reads (or renames) the file.
+    out.flush()
     new_offset = start + written
     if hasher is not None:
         _HASHES[uid] = (new_offset, hasher)
@@ -284,10 +411,35 @@ def _file_sha256(path: Path) -> str:
     return hasher.hexdigest()
 
 
+def unpack_limits() -> UnpackLimits:
+    settings = get_settings()
+    return UnpackLimits(
+        max_file_bytes=settings.UNPACK_MAX_FILE_BYTES,
+        max_total_bytes=settings.UNPACK_MAX_TOTAL_BYTES,
+        max_ratio=settings.UNPACK_MAX_RATIO,
+        max_files=settings.UNPACK_MAX_FILES,
+    )
+
+
+def describe_files(
+    sources: dict[str, Path], owner_key_id: UUID, digest: str | None
+) -> tuple[dict[str, int], dict[str, str], dict[str, str]]:
+    """Sizes (checked against the quota), SHA-256s (``digest`` for a single file already
+    hashed) and the text files' contents of files about to be stored.
+
+    Raises
+    ------
+    QuotaExceeded
+    """
+    sizes = {name: path.stat().st_size for name, path in sources.items()}
+    _quota_check(owner_key_id, sum(sizes.values()))
+    hashes = {name: digest or _file_sha256(path) for name, path in sources.items()}
+    return sizes, hashes, _texts(sources, sizes)
+
+
 def _complete(doc: dict[str, Any], owner_key_id: UUID, hasher: Any) -> UploadPublic:
     """Check the hash, unpack or keep the file, record its metadata. Nothing partial is
     left when any step refuses."""
-    settings = get_settings()
     uid, pid = doc["_id"], doc["project_id"]
     part = _part_path(pid, uid)
     root = store.storage_root(pid)
@@ -306,37 +458,16 @@ def _complete(doc: dict[str, Any], owner_key_id: UUID, hasher: Any) -> UploadPub
             os.replace(part, staging / "file")
             sources = {names[0]: staging / "file"}
         else:
-            limits = UnpackLimits(
-                max_file_bytes=settings.UNPACK_MAX_FILE_BYTES,
-                max_total_bytes=settings.UNPACK_MAX_TOTAL_BYTES,
-                max_ratio=settings.UNPACK_MAX_RATIO,
-                max_files=settings.UNPACK_MAX_FILES,
-            )
             staging.mkdir(parents=True)
-            names = unpack_archive(part, kind, staging, limits)
+            names = unpack_archive(part, kind, staging, unpack_limits())
             sources = {name: staging / name for name in names}
-        sizes = {name: path.stat().st_size for name, path in sources.items()}
-        _quota_check(owner_key_id, sum(sizes.values()))
-        hashes = {
-            name: (digest if kind is None else _file_sha256(path)) for name, path in sources.items()
-        }
-        texts = _texts(sources, sizes)
+        sizes, hashes, texts = describe_files(
+            sources, owner_key_id, digest if kind is None else None
+        )
     except AppError:
         remove_tree(staging)
         _fail(doc, part)
         raise
-    from pymongo import ReturnDocument, UpdateOne
-
-    from common.stores.mongo import get_mongo
-
-    db = get_mongo()
-    meta = db["project_meta"].find_one_and_update(
-        {"project_id": pid},
-        {"$inc": {"storage_version": 1}},
-        upsert=True,
-        return_document=ReturnDocument.AFTER,
-    )
-    version = int((meta or {}).get("storage_version", 1))
     files_dir = root / "files"
     for name, source in sources.items():
         target = files_dir / name
@@ -345,6 +476,34 @@ def _complete(doc: dict[str, Any], owner_key_id: UUID, hasher: Any) -> UploadPub
     remove_tree(staging)
     part.unlink(missing_ok=True)
     _HASHES.pop(uid, None)
+    return record_files(doc, owner_key_id, names, sizes, hashes, texts, digest)
+
+
+def record_files(
+    doc: dict[str, Any],
+    owner_key_id: UUID,
+    names: list[str],
+    sizes: dict[str, int],
+    hashes: dict[str, str],
+    texts: dict[str, str],
+    digest: str,
+) -> UploadPublic:
+    """The metadata of an upload's stored files, once they are in place (disk or S3): a
+    new project version, each file's size and hash, the text files for the code actions,
+    and the session marked complete."""
+    from pymongo import ReturnDocument, UpdateOne
+
+    from common.stores.mongo import get_mongo
+
+    uid, pid = doc["_id"], doc["project_id"]
+    db = get_mongo()
+    meta = db["project_meta"].find_one_and_update(
+        {"project_id": pid},
+        {"$inc": {"storage_version": 1}},
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+    )
+    version = int((meta or {}).get("storage_version", 1))
     writes = [
         UpdateOne(
             {"project_id": pid, "path": name},
@@ -377,14 +536,20 @@ def _texts(sources: dict[str, Path], sizes: dict[str, int]) -> dict[str, str]:
     for name, path in sources.items():
         if sizes[name] > TEXT_FILE_MAX_BYTES:
             continue
-        data = path.read_bytes()
-        if b"\x00" in data:
-            continue
-        try:
-            texts[name] = data.decode("utf-8")
-        except UnicodeDecodeError:
-            continue
+        text = text_of(path.read_bytes())
+        if text is not None:
+            texts[name] = text
     return texts
+
+
+def text_of(data: bytes) -> str | None:
+    """``data`` as text, or None for a binary file (a NUL byte, or not UTF-8)."""
+    if b"\x00" in data:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def _tree(files: list[StoredFile]) -> TreeNode:
@@ -444,10 +609,11 @@ def project_detail(*, project_id: UUID, owner_key_id: UUID, store_: ProjectStore
 
 @dataclass(frozen=True)
 class Download:
-    path: Path
+    path: Path | None  # on disk; None when the file is in S3 (then ``url``)
     size: int
     sha256: str
     span: tuple[int, int] | None  # (first, last) inclusive when a range was asked
+    url: str | None = None  # a presigned S3 URL, which serves Range itself
 
 
 def open_download(
@@ -466,10 +632,19 @@ def open_download(
         Not the caller's project, or no such file.
     RangeNotSatisfiable
     """
+    from common.storage.s3 import get_s3_storage
     from common.stores.mongo import get_mongo
 
     get_project(project_id=project_id, owner_key_id=owner_key_id, store=store_)
     doc = get_mongo()["storage_files"].find_one({"project_id": str(project_id), "path": path})
+    s3 = get_s3_storage()
+    if s3 is not None:
+        if doc is None:
+            raise NotFound(f"no file {path!r} in the project")
+        from common.storage.s3_uploads import file_key
+
+        url = s3.presign_get(file_key(str(project_id), path), path.rsplit("/", 1)[-1])
+        return Download(None, int(doc["size"]), str(doc["sha256"]), None, url)
     disk = store.storage_root(project_id) / "files" / path
     if doc is None or not disk.is_file():
         raise NotFound(f"no file {path!r} in the project")
@@ -501,9 +676,15 @@ def delete_project(*, project_id: UUID, owner_key_id: UUID, store_: ProjectStore
     StoreUnavailable
     """
     from common.memory.index import delete_index
+    from common.storage.s3 import get_s3_storage
 
     get_project(project_id=project_id, owner_key_id=owner_key_id, store=store_)
     delete_index(project_id=project_id)
+    s3 = get_s3_storage()
+    if s3 is not None:
+        from common.storage.s3_uploads import delete_objects
+
+        delete_objects(s3, str(project_id), _sessions())
     remove_tree(store.storage_root(project_id))
     # Its git workspace (a clone) goes too; the git module owns where that lives.
     from common.git.service import workspace_of
