@@ -56,6 +56,26 @@ $(WEB_STAMP): $(WEB_MODULES) $(WEB_SOURCES)
 	cd $(WEB) && node build.mjs
 web: $(WEB_STAMP)
 
+# The console on AWS (template.yaml: ConsoleBucket behind ConsoleDistribution): after
+# `sam deploy`, upload dist to the stack's bucket, add the /config.json that tells the
+# pages to reach sockets as /ws?path=/ws/... (API Gateway's form), and invalidate.
+# STACK defaults to the stack_name `sam deploy --guided` saved in samconfig.toml.
+STACK ?= $(shell sed -n 's/^stack_name *= *"\(.*\)"/\1/p' samconfig.toml 2>/dev/null | head -1)
+CONSOLE_CONFIG := {"door": "aws", "socketBase": "/ws"}
+.PHONY: deploy-console
+## deploy-console [STACK=name]: upload the built web console to the deployed stack
+deploy-console: $(WEB_STAMP)
+	@command -v aws >/dev/null || { echo "the AWS CLI (aws) uploads the console" >&2; exit 1; }
+	@test -n "$(STACK)" || { echo "name the stack: make deploy-console STACK=<name>" >&2; exit 1; }
+	@out() { aws cloudformation describe-stacks --stack-name "$(STACK)" --output text \
+	  --query "Stacks[0].Outputs[?OutputKey=='$$1'].OutputValue"; }; \
+	bucket=$$(out ConsoleBucketName) && dist=$$(out ConsoleDistributionId) && url=$$(out ConsoleUrl) && \
+	{ [ -n "$$bucket" ] && [ "$$bucket" != None ] || { echo "stack $(STACK) has no ConsoleBucketName output: sam deploy first" >&2; exit 1; }; } && \
+	aws s3 sync $(WEB)/dist "s3://$$bucket" --delete --exclude .built --exclude config.json --cache-control no-cache && \
+	echo '$(CONSOLE_CONFIG)' | aws s3 cp - "s3://$$bucket/config.json" --content-type application/json --cache-control no-cache && \
+	aws cloudfront create-invalidation --distribution-id "$$dist" --paths '/*' >/dev/null && \
+	echo "web console: $$url"
+
 # The browser tests (tests/e2e/browser) drive Debian's Chromium: installed here when it
 # is missing and apt-get can (as root); elsewhere CHROMIUM_PATH names a Chrome/Chromium.
 browser:

@@ -151,13 +151,6 @@ class Settings(BaseSettings):
     # Remotes on loopback, private or link-local addresses are refused (SSRF) unless
     # ALLOW_PRIVATE_GIT_HOSTS; each git command gets GIT_TIMEOUT seconds.
     SECRET_KEY: SecretStr | None = None
-    ALLOW_PRIVATE_GIT_HOSTS: bool = False
-    GIT_TIMEOUT: PositiveFloat = 300.0
-    # The git-sync scheduler (common/scheduler.py) looks for due projects every
-    # GIT_SYNC_INTERVAL_SECONDS on the local server (0: not started there); on AWS an
-    # EventBridge rule runs it every 5 minutes.
-    GIT_SYNC_INTERVAL_SECONDS: float = Field(60.0, ge=0)
-
     # Rotation: SECRET_KEY is the new key, SECRET_KEY_PREVIOUS the old one(s), comma
     # separated, still read (MultiFernet) until `python -m common.cli git-credentials
     # rotate` has re-encrypted every token; then drop them.
@@ -165,6 +158,13 @@ class Settings(BaseSettings):
     # A KMS key (id, ARN or alias): tokens are then envelope-encrypted with a data key
     # from KMS (SECRET_KEY is still read for tokens stored before; rotate to move them).
     GIT_TOKENS_KMS_KEY_ID: str | None = None
+    ALLOW_PRIVATE_GIT_HOSTS: bool = False
+    GIT_TIMEOUT: PositiveFloat = 300.0
+    # The git-sync scheduler (common/scheduler.py) looks for due projects every
+    # GIT_SYNC_INTERVAL_SECONDS on the local server (0: not started there); on AWS an
+    # EventBridge rule runs it every 5 minutes.
+    GIT_SYNC_INTERVAL_SECONDS: float = Field(60.0, ge=0)
+
     @field_validator("OLLAMA_HOST", mode="before")
     @classmethod
     def _ollama_scheme(cls, value: object) -> object:

@@ -17,7 +17,10 @@ import pytest
 
 from tests.utils.server import LocalServer
 
-SCREENSHOTS = Path(__file__).resolve().parents[3] / "local" / "web" / "screenshots"
+# The README's pictures: rewritten only when asked (UPDATE_SCREENSHOTS=1), so a test
+# run leaves the checkout clean; otherwise they go to a temporary folder, taken all
+# the same (a page that cannot be drawn still fails).
+README_SCREENSHOTS = Path(__file__).resolve().parents[3] / "local" / "web" / "screenshots"
 DIST = Path(__file__).resolve().parents[3] / "local" / "web" / "dist"
 
 
@@ -55,9 +58,10 @@ def browser() -> Iterator[Any]:
 class ConsolePage:
     """A browser tab on the local server, with its JavaScript errors collected."""
 
-    def __init__(self, page: Any, server: LocalServer) -> None:
+    def __init__(self, page: Any, server: LocalServer, screenshots: Path) -> None:
         self.page = page
         self.server = server
+        self.screenshots = screenshots
         self.errors: list[str] = []
         page.on("pageerror", lambda exc: self.errors.append(str(exc)))
         page.set_default_timeout(15_000)
@@ -72,15 +76,24 @@ class ConsolePage:
         self.page.wait_for_url("**" + then)
 
     def screenshot(self, name: str) -> Path:
-        """Saved for the README (local/web/screenshots/<name>.png)."""
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        path = SCREENSHOTS / f"{name}.png"
+        """Saved as ``<name>.png`` (for the README with UPDATE_SCREENSHOTS=1)."""
+        self.screenshots.mkdir(parents=True, exist_ok=True)
+        path = self.screenshots / f"{name}.png"
         self.page.screenshot(path=str(path), full_page=True)
         return path
 
 
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        return README_SCREENSHOTS
+    return tmp_path_factory.mktemp("screenshots")
+
+
 @pytest.fixture
-def open_page(browser: Any, server: LocalServer) -> Iterator[Callable[[], ConsolePage]]:
+def open_page(
+    browser: Any, server: LocalServer, screenshots: Path
+) -> Iterator[Callable[[], ConsolePage]]:
     """``open_page()`` gives a fresh tab (its own session storage, like a new window)."""
     contexts: list[Any] = []
     pages: list[ConsolePage] = []
@@ -88,7 +101,7 @@ def open_page(browser: Any, server: LocalServer) -> Iterator[Callable[[], Consol
     def new() -> ConsolePage:
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         contexts.append(context)
-        page = ConsolePage(context.new_page(), server)
+        page = ConsolePage(context.new_page(), server, screenshots)
         pages.append(page)
         return page
 

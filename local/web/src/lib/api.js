@@ -79,3 +79,25 @@ export function socketUrl(path, params = {}) {
   }
   return url.toString();
 }
+
+// A protected file (a job's zip, a project's file): fetched with the key header, then
+// saved through a blob URL, since a plain link cannot carry X-API-Key.
+export async function downloadFile(path, filename) {
+  const response = await api(path, { raw: true });
+  const blob = await response.blob();
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = filename;
+  link.style.display = "none";
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  return blob;
+}
+
+// A 202 body ({job_id, status_url, ws_url}) rather than a result.
+export function isJobAccepted(body) {
+  return Boolean(body && typeof body === "object" && body.job_id && body.status_url);
+}
