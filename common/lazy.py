@@ -32,6 +32,11 @@ class Lazy(Generic[T]):
                 self._value = self._create()
             return self._value
 
+    @property
+    def made(self) -> bool:
+        """Whether the object exists now (without making it)."""
+        return self._value is not None
+
     def reset(self) -> None:
         with self._lock:
             value, self._value = self._value, None

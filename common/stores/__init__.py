@@ -21,9 +21,13 @@ def reset_stores() -> None:
 
 
 def prepare_stores() -> None:
-    """Apply migrations and create collections and indexes, idempotently."""
+    """Apply migrations and create collections and indexes, idempotently.
+
+    Qdrant's collections are made when its client is, on first use; here only a
+    local folder held by another process is refused.
+    """
     from common.stores import mongo, postgres, qdrant_store
 
     postgres.get_postgres().migrate()
     mongo.ensure_indexes(mongo.get_mongo())
-    qdrant_store.ensure_collections(qdrant_store.get_qdrant())
+    qdrant_store.check_local_lock()

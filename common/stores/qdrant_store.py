@@ -2,11 +2,17 @@
 
 ``QDRANT_URL`` selects a server; otherwise qdrant-client's local mode keeps the
 vectors under ``QDRANT_PATH`` (one process at a time holds that folder's lock).
-qdrant_client is imported on first use: it is the heaviest import we have.
+qdrant_client is imported on first use, and the client made then: it is the
+heaviest thing we load (about 60 MB of the idle server's memory, with numpy and
+grpc), and a server that never searches never needs it. At start-up only the
+local folder's lock is tried (:func:`check_local_lock`), so a second process on
+the same folder is still refused at once.
 """
 
 from __future__ import annotations
 
+import fcntl
+from pathlib import Path
 from typing import Any
 
 from common.config import Settings, get_settings
@@ -43,13 +49,50 @@ def _create() -> Any:
     path = settings.qdrant_path
     path.mkdir(parents=True, exist_ok=True)
     try:
-        return QdrantClient(path=str(path))
+        client = QdrantClient(path=str(path))
     except RuntimeError as exc:
         # Local mode refuses a folder another process holds.
-        raise StoreUnavailable(
-            f"Qdrant local storage at {path} is in use by another process"
-            " (QDRANT_PATH); stop it or set QDRANT_URL"
-        ) from exc
+        raise _in_use(path) from exc
+    ensure_collections(client, settings)
+    return client
+
+
+def _in_use(path: Path) -> StoreUnavailable:
+    return StoreUnavailable(
+        f"Qdrant local storage at {path} is in use by another process"
+        " (QDRANT_PATH); stop it or set QDRANT_URL"
+    )
+
+
+def check_local_lock(settings: Settings | None = None) -> None:
+    """Refuse now, not at the first search, a local folder another process holds.
+
+    Tries the lock qdrant-client's local mode takes (``flock`` on ``<path>/.lock``,
+    through portalocker) and lets it go again. Nothing to do with ``QDRANT_URL``, or
+    once this process has opened the folder.
+
+    Raises
+    ------
+    StoreUnavailable
+        Another process holds the folder.
+    """
+    settings = settings or get_settings()
+    if settings.QDRANT_URL or settings.on_lambda or _client.made:
+        return
+    path = settings.qdrant_path
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / ".lock", "a+") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise _in_use(path) from None
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def local_and_unopened(settings: Settings | None = None) -> bool:
+    """Local mode, and the folder not opened by this process yet."""
+    settings = settings or get_settings()
+    return not settings.QDRANT_URL and not settings.on_lambda and not _client.made
 
 
 _client: Lazy[Any] = Lazy(_create, lambda client: client.close())

@@ -40,6 +40,9 @@ def _down() -> bool:
 @pytest.fixture(autouse=True)
 def _not_on_lambda(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+    # The other tiers' session sets MODEL_PROVIDER=ollama in the environment: a unit
+    # test run after them must still see "auto" unless it says otherwise.
+    monkeypatch.delenv("MODEL_PROVIDER", raising=False)
 
 
 @pytest.mark.parametrize("provider", ["ollama", "openai", "embedded"])
