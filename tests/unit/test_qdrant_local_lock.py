@@ -13,7 +13,7 @@ from common.stores import qdrant_store
 
 
 def settings(path: Path) -> Settings:
-    return Settings(_env_file=None, QDRANT_PATH=str(path), QDRANT_URL=None)  # type: ignore[call-arg]
+    return Settings(_env_file=None, QDRANT_PATH=str(path), QDRANT_URL=None)
 
 
 def test_a_free_folder_passes_and_stays_free(tmp_path: Path) -> None:
@@ -33,6 +33,6 @@ def test_a_folder_another_process_holds_is_refused(tmp_path: Path) -> None:
 def test_a_server_url_needs_no_folder(tmp_path: Path) -> None:
     named = Settings(
         _env_file=None, QDRANT_URL="http://qdrant:6333", QDRANT_PATH=str(tmp_path / "x")
-    )  # type: ignore[call-arg]
+    )
     qdrant_store.check_local_lock(named)
     assert not (tmp_path / "x").exists()
