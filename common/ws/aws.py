@@ -18,6 +18,10 @@ What differs from the local door, and why:
 - A post to a connection that is gone (``GoneException``, checked before any other
   ``ClientError``) removes it from the table.
 - Messages over 128 KB are split (:mod:`common.ws.frames`).
+- API Gateway refuses binary frames from clients (it closes with 1003): a client of a
+  binary protocol (the shared editor) connects with ``?frames=base64`` and sends each
+  message as a text frame holding its base64; what is posted to such a connection
+  is base64 text too (split first: see :mod:`common.ws.frames`).
 - ``local_only`` routes (a pty) are refused with CLOSE_UNAVAILABLE (503).
 - Nothing runs between invocations: monitoring gets one sample a minute from a
   scheduled function (:func:`monitor_tick`); job events are not pushed live (the
@@ -43,7 +47,7 @@ from common.ws.base import (
 )
 from common.ws.connections import ConnectionTable
 from common.ws.events import EventLog, parse_since
-from common.ws.frames import Frame, dumps, split_frame
+from common.ws.frames import Frame, as_text, base64_frames, dumps, split_frame
 from common.ws.protocol import call_ready, http_status, replay_default, sync_request
 
 if TYPE_CHECKING:
@@ -153,7 +157,16 @@ class AwsOutbox:
     def _pending_key(self, conn_id: str) -> str:
         return self.table.redis.key("ws", "pending", conn_id)
 
-    def _post_frames(self, conn_id: str, frames: list[Frame], endpoint: str | None = None) -> bool:
+    def _post_frames(
+        self,
+        conn_id: str,
+        frames: list[Frame],
+        endpoint: str | None = None,
+        *,
+        text_frames: list[Frame] | None = None,
+    ) -> bool:
+        """Post ``frames`` to ``conn_id`` (``text_frames`` instead when given and the
+        connection asked for ``frames=base64``); False when it is gone."""
         if conn_id == self.deferred:
             key = self._pending_key(conn_id)
             pipe = self.table.redis.client.pipeline(transaction=True)
@@ -163,7 +176,13 @@ class AwsOutbox:
             pipe.expire(key, PENDING_TTL_S)
             pipe.execute()
             return True
-        endpoint = endpoint or self.table.endpoint(conn_id)
+        if text_frames is not None:
+            found, params = self.table.endpoint_and_params(conn_id)
+            endpoint = endpoint or found
+            if base64_frames(params):
+                frames = text_frames
+        else:
+            endpoint = endpoint or self.table.endpoint(conn_id)
         if endpoint is None:
             return False  # not in the table (any more)
         for frame in frames:
@@ -186,15 +205,26 @@ class AwsOutbox:
 
     async def send(self, conn: WsConnection, message: dict[str, Any] | bytes) -> bool:
         frame: Frame = message if isinstance(message, bytes) else dumps(message)
-        return await asyncio.to_thread(self._post_frames, conn.id, split_frame(frame))
+        frames = split_frame(frame)
+        if isinstance(frame, bytes) and base64_frames(conn.params):
+            frames = [as_text(f) for f in frames]
+        return await asyncio.to_thread(self._post_frames, conn.id, frames)
 
     def _fan_out(self, route: str, sid: str | None, frame: Frame, exclude: str | None) -> int:
         frames = split_frame(frame)
+        # Binary: each member gets it as it asked at connect, binary or base64 text.
+        text: list[Frame] | None = (
+            [as_text(f) for f in frames] if isinstance(frame, bytes) else None
+        )
         members = [m for m in self.table.members(route, sid) if m != exclude]
+
+        def post(member: str) -> bool:
+            return self._post_frames(member, frames, text_frames=text)
+
         if len(members) <= 1:
-            return sum(self._post_frames(m, frames) for m in members)
+            return sum(post(m) for m in members)
         with ThreadPoolExecutor(min(FANOUT_THREADS, len(members))) as pool:
-            return sum(pool.map(lambda m: self._post_frames(m, frames), members))
+            return sum(pool.map(post, members))
 
     async def publish(self, route: str, sid: str | None, event: dict[str, Any]) -> int:
         seq = await asyncio.to_thread(self.events.publish, route, sid, event)

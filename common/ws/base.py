@@ -62,7 +62,8 @@ class Outbox(Protocol):
     """How a handler talks to clients, whatever the door."""
 
     async def send(self, conn: WsConnection, message: dict[str, Any] | bytes) -> bool:
-        """One frame to one connection (JSON text for a dict, binary for bytes).
+        """One frame to one connection (JSON text for a dict, binary for bytes; bytes
+        go as base64 text to a connection opened with ``?frames=base64``).
         False when the connection is gone (it is then removed from the table)."""
         ...
 
@@ -75,7 +76,8 @@ class Outbox(Protocol):
         self, route: str, sid: str, data: bytes, *, exclude: str | None = None
     ) -> None:
         """Binary frame to every connection of (route, sid) but ``exclude`` (a
-        connection id): unnumbered (CRDT updates carry their own recovery)."""
+        connection id), as base64 text to those opened with ``?frames=base64``:
+        unnumbered (CRDT updates carry their own recovery)."""
         ...
 
     async def close(self, conn: WsConnection, code: int, reason: str) -> None: ...

@@ -3,7 +3,11 @@
 The route speaks the y-websocket protocol (:mod:`common.ws.yprotocol`) over binary
 frames, so a browser editor bound to Yjs with ``new WebsocketProvider(url, sid, doc,
 {params: {api_key}})`` (url ending in ``/ws/collaboration``) is a client, as is any
-pycrdt ``Provider``.
+pycrdt ``Provider``. A connection opened with ``?frames=base64`` speaks the same
+messages as base64 text frames instead (:mod:`common.ws.frames`): the doors encode
+what goes to it, and :meth:`CollaborationHandler.receive` decodes what it sends;
+that is how a browser behind API Gateway, which refuses binary frames from clients,
+takes part. Both kinds of connection share a document.
 
 It keeps no room in memory: every message can be a separate Lambda invocation
 behind API Gateway. The document is the merge of its stored Yjs updates, read from
@@ -48,6 +52,13 @@ from common.ws.base import (
     Outbox,
     WsConnection,
     WsRefused,
+)
+from common.ws.frames import (
+    FRAMES_BINARY,
+    FRAMES_PARAM,
+    FRAMES_VALUES,
+    base64_frames,
+    binary_from_text,
 )
 from common.ws.yprotocol import (
     EMPTY_UPDATE,
@@ -349,12 +360,14 @@ class CollaborationHandler:
         self._bad: dict[str, int] = {}
         self._background: set[asyncio.Task[None]] = set()
 
+    # Not kept: the process-wide clients are asked each time (cheap), so a handler
+    # that outlives a reset of the stores (the registry is process-wide) follows it.
     @property
     def documents(self) -> DocumentStore:
         if self._documents is None:
             from common.stores.mongo import get_mongo
 
-            self._documents = MongoDocuments(get_mongo())
+            return MongoDocuments(get_mongo())
         return self._documents
 
     @property
@@ -362,7 +375,7 @@ class CollaborationHandler:
         if self._awareness is None:
             from common.stores.redis_store import get_redis
 
-            self._awareness = RedisAwareness(get_redis())
+            return RedisAwareness(get_redis())
         return self._awareness
 
     async def connect(self, conn: WsConnection, out: Outbox) -> None:
@@ -371,14 +384,16 @@ class CollaborationHandler:
         Raises
         ------
         WsRefused
-            4400 for a malformed sid, 4403 for another key's document, 4503 when
-            MongoDB is unreachable.
+            4400 for a malformed sid or an unknown ``frames`` parameter, 4403 for
+            another key's document, 4503 when MongoDB is unreachable.
         """
         from pycrdt import get_state
 
         sid = conn.sid or ""
         if not _SID.fullmatch(sid):
             raise WsRefused(CLOSE_BAD_MESSAGE, "the sid must be 1-128 letters, digits, _ . : -")
+        if conn.params.get(FRAMES_PARAM, FRAMES_BINARY) not in FRAMES_VALUES:
+            raise WsRefused(CLOSE_BAD_MESSAGE, "frames must be binary or base64")
         try:
             owner = await asyncio.to_thread(self.documents.open, sid, conn.key_id)
             if owner != str(conn.key_id):
@@ -395,10 +410,23 @@ class CollaborationHandler:
             await out.send(conn, awareness_message(states))
 
     async def receive(self, conn: WsConnection, message: str | bytes, out: Outbox) -> None:
+        """One y-websocket message: a binary frame, or on a ``frames=base64``
+        connection a text frame holding its base64 (binary frames are taken there too).
+        Anything else is a bad frame (:meth:`_refuse`)."""
         sid = conn.sid or ""
         if isinstance(message, str):
-            await self._refuse(conn, out, "frames are binary y-websocket messages")
-            return
+            if not base64_frames(conn.params):
+                await self._refuse(
+                    conn,
+                    out,
+                    "frames are binary y-websocket messages (or connect with frames=base64)",
+                )
+                return
+            try:
+                message = binary_from_text(message)
+            except ValueError as exc:
+                await self._refuse(conn, out, str(exc))
+                return
         try:
             parsed = parse_message(message)
             if parsed.kind == MESSAGE_SYNC and parsed.step == SYNC_STEP1:
@@ -485,7 +513,10 @@ class CollaborationHandler:
         except _redis_errors() as exc:  # best-effort: relay it all the same
             log.warning("collaboration: awareness not kept", extra={"error": type(exc).__name__})
         if entries:
-            await out.broadcast_bytes(ROUTE, sid, awareness_message(entries), exclude=conn.id)
+            # To the sender too, as y-websocket's own server does: its client reconnects
+            # after 30 s without a message, and a lone editor's only traffic is its
+            # awareness renewal every 15 s (the echo is a no-op for its own state).
+            await out.broadcast_bytes(ROUTE, sid, awareness_message(entries))
 
     async def _states(self, sid: str) -> list[AwarenessEntry]:
         try:

@@ -82,6 +82,16 @@ class ConnectionTable:
     def endpoint(self, conn_id: str) -> str | None:
         return _text(self.redis.client.hget(self._conn_key(conn_id), "endpoint"))
 
+    def endpoint_and_params(self, conn_id: str) -> tuple[str | None, dict[str, str]]:
+        """Where to post to ``conn_id`` and its query parameters, in one round trip
+        (fan-out behind API Gateway: a ``frames=base64`` connection gets text)."""
+        endpoint, params = self.redis.client.hmget(self._conn_key(conn_id), ["endpoint", "params"])
+        try:
+            parsed = json.loads(_text(params) or "{}")
+        except ValueError:
+            parsed = {}
+        return _text(endpoint), parsed if isinstance(parsed, dict) else {}
+
     def set_field(self, conn_id: str, name: str, value: str) -> None:
         """Door bookkeeping on an existing entry (e.g. "synced" behind API Gateway)."""
         self.redis.client.hset(self._conn_key(conn_id), name, value)

@@ -12,13 +12,24 @@ message; ``base64`` parts are each decoded and joined into the bytes of a binary
 message. Only API Gateway's door splits: the local server has no such limit, and
 a binary protocol (Yjs) must get its frames whole there. A client that may be
 behind either door handles ``"type": "part"`` (it never appears locally).
+
+Binary messages as text: API Gateway refuses binary frames from clients (it closes
+with 1003), so a connection may opt in at connect with ``?frames=base64``
+(:data:`FRAMES_PARAM`; kept with the connection's parameters). Both doors then send
+it each binary message as a text frame holding its base64 (standard alphabet, with
+padding; behind API Gateway split first, so a part's ``"encoding": "base64"`` data
+is a piece of the message's bytes), and a route that reads binary messages takes
+its text frames as base64 (:func:`binary_from_text`). The default is
+``binary``: binary frames both ways.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 # API Gateway's limit is 128 KiB per message; the margin is for the envelope.
@@ -26,6 +37,35 @@ MAX_FRAME_BYTES = 128 * 1024
 _BUDGET = MAX_FRAME_BYTES - 1024
 
 Frame = str | bytes
+
+FRAMES_PARAM = "frames"
+FRAMES_BINARY = "binary"
+FRAMES_BASE64 = "base64"
+FRAMES_VALUES = (FRAMES_BINARY, FRAMES_BASE64)
+
+
+def base64_frames(params: Mapping[str, str]) -> bool:
+    """True when a connection with these query parameters asked for ``frames=base64``."""
+    return params.get(FRAMES_PARAM) == FRAMES_BASE64
+
+
+def as_text(frame: Frame) -> str:
+    """A frame for a ``frames=base64`` connection: bytes as their base64, text as is."""
+    return base64.b64encode(frame).decode("ascii") if isinstance(frame, bytes) else frame
+
+
+def binary_from_text(text: str) -> bytes:
+    """The bytes of a client's base64 text frame.
+
+    Raises
+    ------
+    ValueError
+        Not strict standard base64 (other characters, bad padding).
+    """
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (UnicodeEncodeError, binascii.Error) as exc:
+        raise ValueError("a text frame is not base64") from exc
 
 
 def dumps(message: dict[str, Any]) -> str:

@@ -13,6 +13,8 @@ the buffer go through its :class:`~common.ws.events.Cursor`: every seq once, in 
 
 Frames go out whole: a local socket has no size limit, and a binary protocol (Yjs)
 must get its frames as they are. Only API Gateway's door splits (:mod:`.frames`).
+A connection opened with ``?frames=base64`` gets each binary message as a text frame
+holding its base64 instead (:func:`~common.ws.frames.as_text`), as behind API Gateway.
 
 Nothing here knows FastAPI: a socket is anything with ``send_text``,
 ``send_bytes`` and ``close`` (Starlette's WebSocket is one).
@@ -39,7 +41,7 @@ from common.ws.base import (
 )
 from common.ws.connections import NO_SID, ConnectionTable
 from common.ws.events import JOBS_ROUTE, RECORD_SCRIPT, Cursor, Event, EventLog
-from common.ws.frames import Frame, dumps
+from common.ws.frames import Frame, as_text, base64_frames, dumps
 from common.ws.protocol import (
     call_on_event,
     call_ready,
@@ -100,6 +102,8 @@ class LocalOutbox:
         if local is None or local.closing:
             return False
         frame: Frame = message if isinstance(message, bytes) else dumps(message)
+        if isinstance(frame, bytes) and base64_frames(local.conn.params):
+            frame = as_text(frame)
         return self.hub.enqueue(local, [frame])
 
     async def publish(self, route: str, sid: str | None, event: dict[str, Any]) -> int:
@@ -355,10 +359,15 @@ class Hub:
     def deliver_bytes(self, route: str, sid: str | None, payload: bytes) -> None:
         exclude, _, data = payload.partition(b"\0")
         skip = exclude.decode() or None
+        text: str | None = None  # the base64 form, made once for the connections that want it
         for conn_id in list(self.topics.get((route, sid), ())):
             local = self.connections.get(conn_id)
             if local is not None and conn_id != skip and local.buffer is None:
-                self.enqueue(local, [data])
+                if base64_frames(local.conn.params):
+                    text = text if text is not None else as_text(data)
+                    self.enqueue(local, [text])
+                else:
+                    self.enqueue(local, [data])
 
     # -- the subscriber -------------------------------------------------------------
 

@@ -8,6 +8,7 @@ default thirty.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import re
@@ -16,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import psutil
 import pytest
@@ -152,12 +154,45 @@ class WsChannel:
                 return message  # sync messages; awareness (1) is not the Provider's
 
 
+class Base64WsChannel(WsChannel):
+    """The same over ``?frames=base64``: every message a text frame of its base64, both
+    ways (what a browser behind API Gateway sends); ``kinds`` counts what came."""
+
+    def __init__(self, ws: ClientConnection, path: str) -> None:
+        super().__init__(ws, path)
+        self.kinds: dict[str, int] = {}
+
+    async def send(self, message: bytes) -> None:
+        await self.ws.send(base64.b64encode(message).decode())
+
+    async def recv(self) -> bytes:
+        while True:
+            message = await self.ws.recv()
+            kind = "text" if isinstance(message, str) else "binary"
+            self.kinds[kind] = self.kinds.get(kind, 0) + 1
+            if isinstance(message, str):
+                data = base64.b64decode(message, validate=True)
+                if data[:1] == b"\x00":
+                    return data
+
+
 @asynccontextmanager
-async def editor(server: LocalServer, api_key: str, sid: str) -> AsyncIterator[Text]:
+async def editor(
+    server: LocalServer,
+    api_key: str,
+    sid: str,
+    channels: list[WsChannel] | None = None,
+    **query: str,
+) -> AsyncIterator[Text]:
     path = f"/ws/collaboration/{sid}"
-    async with connect(ws_url(server, path), additional_headers={"X-API-Key": api_key}) as ws:
+    url = ws_url(server, path) + (f"?{urlencode(query)}" if query else "")
+    async with connect(url, additional_headers={"X-API-Key": api_key}) as ws:
         doc = Doc()
-        async with Provider(doc, WsChannel(ws, path)) as provider:
+        kind = Base64WsChannel if query.get("frames") == "base64" else WsChannel
+        channel = kind(ws, path)
+        if channels is not None:
+            channels.append(channel)
+        async with Provider(doc, channel) as provider:
             await asyncio.wait_for(provider.synced.wait(), 10)
             yield doc.get("text", type=Text)
 
@@ -188,5 +223,54 @@ def test_two_editors_converge_and_a_third_gets_the_merged_text(
         # After everyone left, the document is still there
         async with editor(ws_server, api_key, sid) as later:
             assert str(later) == merged
+
+    asyncio.run(scenario())
+
+
+def test_a_base64_editor_and_a_binary_editor_converge(ws_server: LocalServer, api_key: str) -> None:
+    sid = f"doc-{uuid.uuid4().hex[:8]}"
+    channels: list[WsChannel] = []
+
+    async def scenario() -> None:
+        async with (
+            editor(ws_server, api_key, sid, channels, frames="base64") as ann,
+            editor(ws_server, api_key, sid) as bob,
+        ):
+            ann += "text "
+            await converged(ann, bob, length=5)
+            ann.insert(5, "ann")
+            bob.insert(5, "bob")
+            merged = await converged(ann, bob, length=11)
+            assert merged in ("text annbob", "text bobann")
+        # The base64 editor was sent text frames only
+        assert isinstance(channels[0], Base64WsChannel)
+        kinds = channels[0].kinds
+        assert kinds.get("text", 0) >= 2 and "binary" not in kinds
+        async with editor(ws_server, api_key, sid, frames="base64") as later:
+            assert str(later) == merged
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("query", "frame"),
+    [({}, base64.b64encode(b"\x00\x00\x01\x00").decode()), ({"frames": "base64"}, "not base64!")],
+    ids=["text-on-a-binary-connection", "not-base64"],
+)
+def test_repeated_bad_text_frames_close_4400(
+    ws_server: LocalServer, api_key: str, query: dict[str, str], frame: str
+) -> None:
+    sid = f"doc-{uuid.uuid4().hex[:8]}"
+    url = ws_url(ws_server, f"/ws/collaboration/{sid}") + (f"?{urlencode(query)}" if query else "")
+
+    async def scenario() -> None:
+        async with connect(url, additional_headers={"X-API-Key": api_key}) as ws:
+            for _ in range(5):
+                await ws.send(frame)
+            with pytest.raises(ConnectionClosed):
+                async with asyncio.timeout(10):
+                    while True:
+                        await ws.recv()
+            assert ws.close_code == 4400
 
     asyncio.run(scenario())

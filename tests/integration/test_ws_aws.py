@@ -4,6 +4,7 @@ each connection) and, for GoneException, botocore's Stubber."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -499,3 +500,160 @@ def test_a_300_kb_message_is_posted_as_parts_under_128_kb(aws: Any) -> None:
     reassembler = Reassembler()
     joined = [reassembler.feed(dumps(f)) for f in aws(conn.id)]
     assert joined[-1] is not None and json.loads(joined[-1]) == big
+
+
+# -- the shared editor in base64 text frames ---------------------------------------------
+
+
+@pytest.fixture
+def posts(aws: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str | bytes]]:
+    """Every frame posted to each connection, as the door handed it over (text or
+    bytes), on its way to moto's management API."""
+    from common.ws.aws import Poster
+
+    frames: dict[str, list[str | bytes]] = {}
+    original = Poster.post
+
+    def post(self: Poster, endpoint: str, conn_id: str, data: str | bytes) -> bool:
+        frames.setdefault(conn_id, []).append(data)
+        return original(self, endpoint, conn_id, data)
+
+    monkeypatch.setattr(Poster, "post", post)
+    return frames
+
+
+class GatewayEditor:
+    """A y-websocket client behind API Gateway with ``frames=base64``: a pycrdt document
+    whose messages go through the WebSocket functions as base64 text frames."""
+
+    def __init__(self, posts: dict[str, list[str | bytes]], api_key: str, sid: str) -> None:
+        from pycrdt import Doc, Text
+
+        self.posts, self.conn_id, self.read = posts, new_id(), 0
+        self.doc: Any = Doc()
+        self.text = self.doc.get("text", type=Text)
+        self.awareness: list[Any] = []  # AwarenessEntry seen
+        self.closes: list[dict[str, Any]] = []
+        response = connect(
+            self.conn_id, key=api_key, path=f"/ws/collaboration/{sid}", frames="base64"
+        )
+        assert response["statusCode"] == 200, response
+
+    def send(self, data: bytes) -> None:
+        assert message(self.conn_id, base64.b64encode(data).decode()) == {"statusCode": 200}
+
+    def sync(self) -> None:
+        """Sync step 1, as y-websocket sends it on open (its first frame)."""
+        from pycrdt import create_sync_message
+
+        self.send(create_sync_message(self.doc))
+
+    def edit(self, text: str) -> None:
+        from pycrdt import create_update_message
+
+        before = self.doc.get_state()
+        self.text += text
+        self.send(create_update_message(self.doc.get_update(before)))
+
+    def pump(self) -> None:
+        """Read what was posted since the last call, answering as y-websocket does."""
+        from pycrdt import handle_sync_message
+
+        from common.ws.yprotocol import MESSAGE_AWARENESS, MESSAGE_SYNC, parse_awareness
+        from common.ws.yprotocol import parse_message as parse
+
+        while self.read < len(self.posts.get(self.conn_id, [])):
+            frame = self.posts[self.conn_id][self.read]
+            self.read += 1
+            assert isinstance(frame, str), "a frames=base64 connection gets text only"
+            if frame.startswith("{"):
+                self.closes.append(json.loads(frame))
+                continue
+            data = base64.b64decode(frame, validate=True)
+            if data[0] == MESSAGE_SYNC:
+                reply = handle_sync_message(data[1:], self.doc)
+                if reply is not None:
+                    self.send(reply)
+            elif data[0] == MESSAGE_AWARENESS:
+                self.awareness += parse_awareness(parse(data).payload)
+
+
+def test_two_editors_sync_a_document_and_awareness_in_base64_text_frames(
+    posts: dict[str, list[str | bytes]], api_key: str
+) -> None:
+    from pycrdt import Awareness, create_awareness_message
+
+    sid = f"doc-{uuid.uuid4().hex[:8]}"
+    # Given two editors behind API Gateway in base64 text mode, and a binary listener
+    ann, bob = GatewayEditor(posts, api_key, sid), GatewayEditor(posts, api_key, sid)
+    cat = new_id()
+    assert connect(cat, key=api_key, path=f"/ws/collaboration/{sid}")["statusCode"] == 200
+    kept = table().get(ann.conn_id)
+    assert kept is not None and kept.params == {"frames": "base64"}
+    # Nothing is posted before the first frame; y-websocket's sync step 1 is that frame
+    assert posts.get(ann.conn_id) is None
+    ann.sync()
+    bob.sync()
+    ann.pump()
+    bob.pump()
+    # When ann edits, bob gets the update; and bob's edit reaches ann
+    ann.edit("hello ")
+    bob.pump()
+    assert str(bob.text) == "hello "
+    bob.edit("from the gateway")
+    ann.pump()
+    assert str(ann.text) == str(bob.text) == "hello from the gateway"
+    # The binary listener got the same updates as bytes: each connection as it asked
+    assert posts[cat] and all(isinstance(f, bytes) for f in posts[cat])
+    # A third editor joining later gets the stored text from its sync
+    late = GatewayEditor(posts, api_key, sid)
+    late.sync()
+    late.pump()
+    assert str(late.text) == "hello from the gateway"
+    # Awareness: ann's name reaches the others, and a late joiner is told at once
+    awareness = Awareness(bob.doc)
+    awareness.set_local_state({"user": {"name": "bob", "color": "#2457c5"}})
+    bob.send(create_awareness_message(awareness.encode_awareness_update([bob.doc.client_id])))
+    ann.pump()
+    seen = [e for e in ann.awareness if e.client_id == bob.doc.client_id]
+    assert seen and '"name":"bob"' in seen[-1].state
+    again = GatewayEditor(posts, api_key, sid)
+    again.sync()
+    again.pump()
+    assert any(e.client_id == bob.doc.client_id for e in again.awareness)
+    # When bob leaves, the others are told his client is gone
+    assert disconnect(bob.conn_id) == {"statusCode": 200}
+    ann.pump()
+    gone = [e for e in ann.awareness if e.client_id == bob.doc.client_id and e.gone]
+    assert gone and gone[-1].clock == seen[-1].clock + 1
+    assert ann.closes == [] and late.closes == []
+
+
+def test_bad_frames_close_a_gateway_editor_with_4400(
+    posts: dict[str, list[str | bytes]], api_key: str
+) -> None:
+    from pycrdt import Doc, create_sync_message
+
+    sid = f"doc-{uuid.uuid4().hex[:8]}"
+    step1 = base64.b64encode(create_sync_message(Doc())).decode()
+    # A connection without frames=base64 cannot send text, not even good base64
+    binary = new_id()
+    assert connect(binary, key=api_key, path=f"/ws/collaboration/{sid}")["statusCode"] == 200
+    for _ in range(5):
+        message(binary, step1)
+    close = json.loads(posts[binary][-1])
+    assert close["type"] == "close" and close["code"] == 4400
+    assert "frames=base64" in close["reason"] and table().get(binary) is None
+    # A base64 connection: text that is not base64, or base64 of no message
+    text = GatewayEditor(posts, api_key, sid)
+    text.sync()
+    text.pump()
+    assert text.closes == [] and str(text.text) == ""
+    for frame in ("not base64!", "AAA", base64.b64encode(b"\x07").decode(), "é", "AA=A"):
+        assert message(text.conn_id, frame) == {"statusCode": 200}
+    text.pump()
+    assert [c["code"] for c in text.closes] == [4400]
+    assert table().get(text.conn_id) is None
+    # And an unknown frames value is refused at connect
+    refused = connect(new_id(), key=api_key, path=f"/ws/collaboration/{sid}", frames="hex")
+    assert refused["statusCode"] == 400 and "frames" in refused["body"]

@@ -8,6 +8,7 @@ door carries to the handler and back, as the doors' contract describes.
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -52,13 +53,16 @@ class FakeDoor:
         self.inboxes: dict[str, asyncio.Queue[bytes | None]] = {}
         self.closed: dict[str, int] = {}
 
-    def open(self, sid: str, key: UUID = KEY) -> WsConnection:
+    def open(
+        self, sid: str, key: UUID = KEY, *, params: dict[str, str] | None = None
+    ) -> WsConnection:
         conn = WsConnection(
             id=uuid.uuid4().hex,
             key_id=key,
             route="collaboration",
             sid=sid,
             connected_at=time.time(),
+            params=params or {},
         )
         self.conns[conn.id] = conn
         self.inboxes[conn.id] = asyncio.Queue()
@@ -67,7 +71,7 @@ class FakeDoor:
     async def send(self, conn: WsConnection, message: dict[str, Any] | bytes) -> bool:
         if conn.id not in self.conns:
             return False
-        assert isinstance(message, bytes), "the collaboration route speaks binary frames"
+        assert isinstance(message, bytes), "the route sends bytes (the doors encode them)"
         self.inboxes[conn.id].put_nowait(message)
         return True
 
@@ -111,7 +115,7 @@ class DoorChannel:
     async def __anext__(self) -> bytes:
         return await self.recv()
 
-    async def send(self, message: bytes) -> None:
+    async def send(self, message: bytes | str) -> None:
         if self.conn.id in self.door.conns:
             await self.door.handler.receive(self.conn, message, self.door)
 
@@ -124,6 +128,16 @@ class DoorChannel:
                 self.awareness.append(message)
                 continue
             return message
+
+
+class Base64Channel(DoorChannel):
+    """A ``frames=base64`` client: each message goes as a text frame of its base64 (what
+    comes back is the door's to encode, so the fake door hands it over as bytes)."""
+
+    async def send(self, message: bytes | str) -> None:
+        await super().send(
+            base64.b64encode(message).decode() if isinstance(message, bytes) else message
+        )
 
 
 class Client:
@@ -139,12 +153,14 @@ class Client:
 
 
 @asynccontextmanager
-async def joined(door: FakeDoor, sid: str, doc: Doc | None = None) -> AsyncIterator[Client]:
+async def joined(
+    door: FakeDoor, sid: str, doc: Doc | None = None, *, base64_frames: bool = False
+) -> AsyncIterator[Client]:
     """A client that connects, syncs (both ways), and leaves at the end."""
-    conn = door.open(sid)
+    conn = door.open(sid, params={"frames": "base64"} if base64_frames else None)
     await door.handler.connect(conn, door)
     doc = doc or Doc()
-    channel = DoorChannel(door, conn)
+    channel = (Base64Channel if base64_frames else DoorChannel)(door, conn)
     async with Provider(doc, channel) as provider:
         await asyncio.wait_for(provider.synced.wait(), 5)
         yield Client(door, conn, doc, channel)
@@ -261,6 +277,26 @@ def test_awareness_is_relayed_kept_for_late_joiners_and_cleared_on_leave(stores:
     run(scenario)
 
 
+def test_a_lone_editor_gets_its_awareness_back(stores: None) -> None:
+    """y-websocket reconnects after 30 s without a message; a lone editor's only
+    traffic is its awareness renewal, so the server echoes it as y-websocket's does."""
+    sid = new_sid()
+
+    async def scenario() -> None:
+        door = FakeDoor(CollaborationHandler())
+        async with joined(door, sid) as ann:
+            awareness = Awareness(ann.doc)
+            awareness.set_local_state({"user": {"name": "ann"}})
+            update = awareness.encode_awareness_update([ann.doc.client_id])
+            ann.channel.awareness.clear()
+            await ann.channel.send(create_awareness_message(update))
+            await eventually(
+                lambda: any(e.client_id == ann.doc.client_id for e in ann.awareness_seen())
+            )
+
+    run(scenario)
+
+
 def test_another_keys_document_is_refused(stores: None) -> None:
     sid = new_sid()
 
@@ -290,6 +326,63 @@ def test_bad_frames_are_not_stored_and_repeated_ones_close_4400(stores: None) ->
         assert door.closed[conn.id] == CLOSE_BAD_MESSAGE
         async with joined(door, sid) as bob:
             assert str(bob.text) == "fine"
+
+    run(scenario)
+
+
+def test_a_base64_client_and_a_binary_client_share_a_document(stores: None) -> None:
+    sid = new_sid()
+
+    async def scenario() -> None:
+        door = FakeDoor(CollaborationHandler())
+        async with (
+            joined(door, sid, base64_frames=True) as ann,
+            joined(door, sid) as bob,
+        ):
+            # Sync steps, updates and awareness from ann all go as base64 text
+            ann.text += "from text frames "
+            await eventually(lambda: str(bob.text) == "from text frames ")
+            bob.text += "and binary ones"
+            await eventually(lambda: str(ann.text) == "from text frames and binary ones")
+            awareness = Awareness(ann.doc)
+            awareness.set_local_state({"user": {"name": "ann"}})
+            update = awareness.encode_awareness_update([ann.doc.client_id])
+            await ann.channel.send(create_awareness_message(update))
+            await eventually(
+                lambda: any(e.client_id == ann.doc.client_id for e in bob.awareness_seen())
+            )
+        assert door.closed == {}
+
+    run(scenario)
+
+
+def test_bad_text_frames_close_4400_on_either_kind_of_connection(stores: None) -> None:
+    sid = new_sid()
+    good = base64.b64encode(sync_step1(b"\x00")).decode()
+
+    async def scenario() -> None:
+        door = FakeDoor(CollaborationHandler())
+        # A binary connection: text frames, even good base64, are bad frames
+        binary = door.open(sid)
+        await door.handler.connect(binary, door)
+        for _ in range(4):
+            await door.handler.receive(binary, good, door)
+        assert binary.id not in door.closed
+        await door.handler.receive(binary, good, door)
+        assert door.closed[binary.id] == CLOSE_BAD_MESSAGE
+        # A base64 connection: text that is not base64, or base64 of no message
+        text = door.open(sid, params={"frames": "base64"})
+        await door.handler.connect(text, door)
+        await door.handler.receive(text, good, door)  # a good one is answered
+        assert text.id not in door.closed and not door.inboxes[text.id].empty()
+        bad = ("not base64!", "AAA", "", base64.b64encode(b"\x07").decode(), "é")
+        for frame in bad:
+            await door.handler.receive(text, frame, door)
+        assert door.closed[text.id] == CLOSE_BAD_MESSAGE
+        # And an unknown frames value is refused at connect
+        with pytest.raises(WsRefused) as refused:
+            await door.handler.connect(door.open(sid, params={"frames": "hex"}), door)
+        assert refused.value.code == CLOSE_BAD_MESSAGE and "frames" in refused.value.reason
 
     run(scenario)
 

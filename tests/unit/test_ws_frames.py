@@ -58,3 +58,22 @@ def test_binary_messages_are_split_as_base64_parts() -> None:
     reassembler = Reassembler()
     results = [reassembler.feed(f) for f in frames]
     assert results[-1] == data
+
+
+def test_binary_messages_go_as_base64_text_to_a_connection_that_asked() -> None:
+    from common.ws.frames import as_text, base64_frames, binary_from_text
+
+    assert base64_frames({"frames": "base64"}) is True
+    assert base64_frames({}) is False and base64_frames({"frames": "binary"}) is False
+    data = bytes(range(256))
+    text = as_text(data)
+    assert isinstance(text, str) and binary_from_text(text) == data
+    assert as_text('{"type":"close"}') == '{"type":"close"}'  # text stays text
+
+
+@pytest.mark.parametrize("text", ["not base64!", "AAA", "A===", "é", "AA AA"])
+def test_a_text_frame_that_is_not_strict_base64_is_refused(text: str) -> None:
+    from common.ws.frames import binary_from_text
+
+    with pytest.raises(ValueError, match="not base64"):
+        binary_from_text(text)

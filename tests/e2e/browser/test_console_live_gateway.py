@@ -2,11 +2,14 @@
 
 There is no API Gateway here: /config.json (what `make deploy-console` uploads) is
 answered by the browser, and so are the sockets, whose URLs are what is checked:
-``/ws?...&path=/ws/<route>``, the key as ``api_key``, the first frame a sync.
+``/ws?...&path=/ws/<route>``, the key as ``api_key``, the first frame a sync; and
+the shared editor's y-websocket messages as base64 text frames (``frames=base64``),
+since API Gateway refuses binary frames from clients.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -15,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.e2e.browser.conftest import ConsolePage
+from tests.e2e.browser.test_console_editor import text_of
 
 GATEWAY = re.compile(r"^ws://[^/]+/ws\?")
 
@@ -80,7 +84,93 @@ def test_editor_behind_the_gateway_puts_the_room_at_the_end_of_the_path(
     console.sign_in(api_key, then=f"/editor.html?sid={sid}")
     wait_for(console, lambda: sockets)
     query = query_of(sockets[0]["url"])
-    assert query == {"api_key": api_key, "path": f"/ws/collaboration/{sid}"}
+    assert query == {"frames": "base64", "api_key": api_key, "path": f"/ws/collaboration/{sid}"}
+    assert sockets[0]["url"].endswith(f"/{sid}")  # y-websocket's room ends the path
+
+
+def decoded(frames: list[Any]) -> list[bytes]:
+    """The page's frames: each must be a text frame holding base64."""
+    assert all(isinstance(frame, str) for frame in frames), "the page sent a binary frame"
+    return [base64.b64decode(frame, validate=True) for frame in frames]
+
+
+def test_editor_behind_the_gateway_speaks_base64_text_frames(
+    console: ConsolePage, api_key: str
+) -> None:
+    from pycrdt import Doc, Text, handle_sync_message
+
+    from common.ws.frames import as_text, dumps, split_frame
+    from common.ws.yprotocol import (
+        MESSAGE_AWARENESS,
+        MESSAGE_SYNC,
+        SYNC_STEP1,
+        AwarenessEntry,
+        awareness_message,
+        parse_awareness,
+        parse_message,
+        sync_step1,
+        sync_update,
+    )
+
+    sockets = as_gateway(console)
+    sid = f"doc-{uuid.uuid4().hex[:8]}"
+    console.sign_in(api_key, then=f"/editor.html?sid={sid}")
+    # Given the page's socket behind the (fake) gateway: it opened with frames=base64
+    # and sent y-websocket's sync step 1 and its awareness, as base64 text frames
+    wait_for(console, lambda: sockets and len(sockets[0]["frames"]) >= 2)
+    socket = sockets[0]
+    assert query_of(socket["url"])["frames"] == "base64"
+    first, *rest = decoded(socket["frames"])
+    assert parse_message(first).kind == MESSAGE_SYNC and parse_message(first).step == SYNC_STEP1
+    sent_awareness = [parse_message(m) for m in rest if m[0] == MESSAGE_AWARENESS]
+    assert sent_awareness and '"user"' in parse_awareness(sent_awareness[0].payload)[0].state
+
+    # When the server answers in base64 text: its state (step 2) and its step 1
+    server = Doc()
+    text = server.get("text", type=Text)
+    text += "hello from the gateway\n"
+    reply = handle_sync_message(first[1:], server)
+    assert reply is not None
+    socket["ws"].send(as_text(reply))
+    socket["ws"].send(as_text(sync_step1(server.get_state())))
+    # Then the editor is synced and shows the text
+    console.page.locator("#editor .cm-content[data-synced=true]").wait_for()
+    wait_for(console, lambda: "hello from the gateway" in text_of(console))
+    # And the page answered the server's step 1 in text too (its step 2)
+    wait_for(console, lambda: len(decoded(socket["frames"])) > len(rest) + 1)
+
+    # A message over API Gateway's 128 KB limit comes as parts to join (small ones here)
+    before = server.get_state()
+    text += "second line " + "z" * 400
+    parts = split_frame(sync_update(server.get_update(before)), limit=300)
+    assert len(parts) > 2 and all(isinstance(part, str) for part in parts)
+    for part in parts:
+        socket["ws"].send(part)
+    wait_for(console, lambda: "second line " + "z" * 400 in text_of(console))
+
+    # When a person types, the update goes out as base64 text and the server can apply it
+    console.page.click("#editor .cm-content")
+    console.page.keyboard.press("Control+End")
+    console.page.keyboard.type("typed at the gateway")
+
+    def server_has_it() -> bool:
+        for message in decoded(socket["frames"]):
+            if message[0] == MESSAGE_SYNC:
+                handle_sync_message(message[1:], server)
+        return "typed at the gateway" in str(text)
+
+    wait_for(console, server_has_it)
+
+    # Another person's awareness, relayed by the server, is listed
+    greta = {"user": {"name": "Gateway Greta", "color": "#b42318", "colorLight": "#b4231833"}}
+    entry = AwarenessEntry(424_242, 1, dumps(greta))
+    socket["ws"].send(as_text(awareness_message([entry])))
+    console.page.locator("#people li", has_text="Gateway Greta").wait_for()
+
+    # API Gateway closes with a code by a close frame: the page says it and stops
+    socket["ws"].send(json.dumps({"type": "close", "code": 4403, "reason": "another key"}))
+    console.page.locator("#status[data-state=closed]").wait_for()
+    assert "4403" in console.page.inner_text("#message")
 
 
 def test_terminal_behind_the_gateway_says_it_runs_locally_only(

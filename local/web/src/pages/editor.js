@@ -1,6 +1,8 @@
 // Shared editor: CodeMirror 6 on a Yjs document that y-websocket keeps in step with
 // /ws/collaboration/{sid}. yCollab binds the text, and draws the others' cursors and
 // selections from the awareness states (each tab announces its name and colour).
+// Behind API Gateway, which refuses binary frames from clients, the socket is a
+// Base64Socket: the same messages as base64 text frames (?frames=base64).
 import "../live.css";
 import { javascript } from "@codemirror/lang-javascript";
 import { python } from "@codemirror/lang-python";
@@ -10,6 +12,7 @@ import { yCollab } from "y-codemirror.next";
 import { WebsocketProvider } from "y-websocket";
 import * as Y from "yjs";
 import {
+  Base64Socket,
   collaborationEndpoint,
   describeClose,
   keepInUrl,
@@ -112,6 +115,8 @@ async function open(sid) {
     params: endpoint.params,
     // 4401/4403/4404... are for a person to act on; y-websocket stops on 44xx by itself.
     maxBackoffTime: 10_000,
+    // API Gateway closes on binary frames (1003): there the messages go as base64 text.
+    WebSocketPolyfill: endpoint.door === "aws" ? Base64Socket : WebSocket,
   });
   const ytext = doc.getText(TEXT);
   const undoManager = new Y.UndoManager(ytext);
@@ -143,8 +148,14 @@ async function open(sid) {
   provider.on("connection-close", (event) => {
     if (session?.provider !== provider || !event) return;
     if (event.code === 1003) {
-      // API Gateway's WebSocket APIs refuse binary frames, which y-websocket sends.
-      showMessage(`The socket closed with 1003: this server cannot carry y-websocket's binary frames.`);
+      // API Gateway's WebSocket APIs refuse binary frames. Behind it this page sends
+      // base64 text (it knows the door from /config.json), so a 1003 means a gateway
+      // that the page took for the local server.
+      showMessage(
+        "The socket closed with 1003: the server refused binary frames. Behind API Gateway " +
+          'the editor sends text frames only when /config.json says {"door": "aws"} ' +
+          "(make deploy-console writes it).",
+      );
     }
     setStatus(status, "retrying", `closed ${describeClose(event.code, event.reason)}; reconnecting`);
   });
