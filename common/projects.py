@@ -7,16 +7,18 @@ same 404 as for a project that does not exist, so ids reveal nothing.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from common.errors import NotFound
+from common.errors import InvalidInput, NotFound
 from common.memory.embedders import get_embedder
 from common.memory.index import index_files, search
 from common.memory.models import IndexReport, SearchOutput
+from common.paging import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, field_error, next_cursor
 from common.stores.projects_store import ProjectStore
 
 ProjectName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -30,6 +32,41 @@ class ProjectPublic(BaseModel):
     id: UUID
     name: str
     created_at: datetime
+
+
+class GitLinkSummary(BaseModel):
+    """A project's git link at a glance; ``GET .../git/status`` has the runs and the commit."""
+
+    remote_url: str
+    branch: str | None
+    schedule: str | None = Field(description='"15m", "2h", "1d"; null: synced by hand only.')
+    next_sync_at: datetime | None
+    last_sync_status: str | None = Field(
+        description="queued, running, succeeded, failed or skipped; null: never synced."
+    )
+    last_sync_at: datetime | None = Field(description="When the latest sync run started.")
+
+
+class ProjectSummary(BaseModel):
+    id: UUID
+    name: str
+    created_at: datetime
+    updated_at: datetime = Field(description="Its files or git link last changed.")
+    size_bytes: int = Field(description="Bytes of its stored files (uploads).")
+    files: int = Field(description="How many stored files.")
+    git: GitLinkSummary | None = Field(description="Null: not linked to a git remote.")
+
+
+class ProjectPage(BaseModel):
+    """One page of the caller's projects, newest first."""
+
+    items: list[ProjectSummary]
+    next_cursor: str | None = Field(
+        None, description="Pass as ?cursor= for the next (older) page; null on the last page."
+    )
+
+
+Usage = Callable[[list[UUID]], dict[UUID, tuple[int, int]]]
 
 
 def _public(row: dict[str, Any]) -> ProjectPublic:
@@ -69,6 +106,79 @@ def get_project(*, project_id: UUID, owner_key_id: UUID, store: ProjectStore) ->
     return _public(row)
 
 
+def list_projects(
+    *,
+    owner_key_id: UUID,
+    store: ProjectStore,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+    usage: Usage | None = None,
+) -> ProjectPage:
+    """The key's projects, newest first, a page at a time.
+
+    Parameters
+    ----------
+    owner_key_id:
+        The caller: only its own projects are listed.
+    store:
+        Where projects live.
+    limit:
+        Projects per page, 1 to :data:`~common.paging.MAX_LIMIT`.
+    cursor:
+        ``next_cursor`` of the previous page; None for the first.
+    usage:
+        Bytes and file count per project id; defaults to the stored files in
+        MongoDB (:func:`common.storage.store.usage_by_project`), one query a page.
+
+    Returns
+    -------
+    ProjectPage
+
+    Raises
+    ------
+    InvalidInput
+        A limit out of range or a cursor this server did not give (``fields`` names it).
+    """
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(
+            f"limit must be between 1 and {MAX_LIMIT}",
+            details={"fields": [field_error("query.limit", "range", f"1 to {MAX_LIMIT}")]},
+        )
+    after = decode_cursor(cursor) if cursor else None
+    rows = store.list_projects(owner_key_id=owner_key_id, after=after, limit=limit + 1)
+    following = next_cursor(rows, limit)
+    if usage is None:
+        from common.storage.store import usage_by_project
+
+        usage = usage_by_project
+    kept = usage([UUID(str(row["id"])) for row in rows])
+    items = []
+    for row in rows:
+        size, count = kept.get(UUID(str(row["id"])), (0, 0))
+        git = None
+        if row.get("git_remote"):
+            git = GitLinkSummary(
+                remote_url=row["git_remote"],
+                branch=row.get("git_branch"),
+                schedule=row.get("sync_schedule"),
+                next_sync_at=row.get("next_sync_at"),
+                last_sync_status=row.get("last_sync_status"),
+                last_sync_at=row.get("last_sync_at"),
+            )
+        items.append(
+            ProjectSummary(
+                id=row["id"],
+                name=row["name"],
+                created_at=row["created_at"],
+                updated_at=row["updated_at"],
+                size_bytes=size,
+                files=count,
+                git=git,
+            )
+        )
+    return ProjectPage(items=items, next_cursor=following)
+
+
 def index_project(
     *, project_id: UUID, owner_key_id: UUID, files: dict[str, str], store: ProjectStore
 ) -> IndexReport:
@@ -84,6 +194,7 @@ def index_project(
     get_project(project_id=project_id, owner_key_id=owner_key_id, store=store)
     report = index_files(project_id=project_id, files=files)
     save_project_files(project_id, files)
+    store.touch_project(project_id)
     return report
 
 

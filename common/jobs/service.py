@@ -7,16 +7,26 @@ A job belongs to the API key that submitted it: any other key gets the same
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, get_args
 from uuid import UUID
 
 from common.auth import Principal
 from common.errors import InvalidInput, NotFound, StoreUnavailable
-from common.jobs.kinds import check_kind
-from common.jobs.models import JobAccepted, JobView, status_url, view_from_row, ws_url
+from common.jobs.kinds import KINDS, check_kind
+from common.jobs.models import (
+    JobAccepted,
+    JobPage,
+    JobStatus,
+    JobView,
+    status_url,
+    summary_from_row,
+    view_from_row,
+    ws_url,
+)
 from common.jobs.queue import JobQueue, get_job_queue
 from common.jobs.store import JobStore, get_job_store
 from common.logs import get_logger
+from common.paging import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, field_error, next_cursor
 
 log = get_logger("jobs")
 
@@ -98,6 +108,98 @@ def get_job(job_id: UUID, *, principal: Principal, store: JobStore | None = None
     if row is None:
         raise NotFound(f"no job {job_id}")
     return view_from_row(row)
+
+
+def list_jobs(
+    *,
+    principal: Principal,
+    statuses: list[str] | None = None,
+    kind: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+    store: JobStore | None = None,
+) -> JobPage:
+    """The caller's jobs, newest first, a page at a time, without their results.
+
+    Parameters
+    ----------
+    principal:
+        The caller: only its own jobs are listed.
+    statuses:
+        Keep jobs in these statuses; each entry may be a comma list
+        (``["queued,running", "failed"]``). None or empty: any status.
+    kind:
+        Keep jobs of this kind only.
+    limit:
+        Jobs per page, 1 to :data:`~common.paging.MAX_LIMIT`.
+    cursor:
+        ``next_cursor`` of the previous page; None for the first.
+    store:
+        Injected for tests; defaults to the process-wide one.
+
+    Returns
+    -------
+    JobPage
+        The jobs (as ``GET /api/jobs/{id}`` shows them, minus ``result``) and the
+        cursor of the next page, None on the last.
+
+    Raises
+    ------
+    InvalidInput
+        An unknown status or kind, a limit out of range, or a cursor this server did
+        not give; ``fields`` names the query parameter.
+    """
+    wanted = parse_statuses(statuses or [])
+    if kind is not None and kind not in KINDS:
+        raise InvalidInput(
+            f"unknown job kind {kind!r}",
+            details={
+                "kinds": sorted(KINDS),
+                "fields": [field_error("query.kind", "enum", "not a job kind")],
+            },
+        )
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(
+            f"limit must be between 1 and {MAX_LIMIT}",
+            details={"fields": [field_error("query.limit", "range", f"1 to {MAX_LIMIT}")]},
+        )
+    after = decode_cursor(cursor) if cursor else None
+    rows = (store or get_job_store()).list_jobs(
+        key_id=principal.key_id, statuses=wanted, kind=kind, after=after, limit=limit + 1
+    )
+    following = next_cursor(rows, limit)
+    return JobPage(items=[summary_from_row(r) for r in rows], next_cursor=following)
+
+
+STATUSES: tuple[str, ...] = get_args(JobStatus)
+
+
+def parse_statuses(values: list[str]) -> list[str]:
+    """``["queued,running", "failed"]`` -> ``["queued", "running", "failed"]``, checked.
+
+    Raises
+    ------
+    InvalidInput
+        A value that is not a job status.
+    """
+    found: list[str] = []
+    for value in values:
+        for part in value.split(","):
+            status = part.strip()
+            if not status:
+                continue
+            if status not in STATUSES:
+                raise InvalidInput(
+                    f"unknown job status {status!r}: one of {', '.join(STATUSES)}",
+                    details={
+                        "fields": [
+                            field_error("query.status", "enum", f"one of {', '.join(STATUSES)}")
+                        ]
+                    },
+                )
+            if status not in found:
+                found.append(status)
+    return found
 
 
 def cancel_job(job_id: UUID, *, principal: Principal, store: JobStore | None = None) -> JobView:

@@ -38,6 +38,7 @@ from uuid import UUID
 
 from common.errors import NotFound, StoreUnavailable
 from common.jobs.rules import ClaimDecision, decide_claim
+from common.paging import Cursor
 
 if TYPE_CHECKING:
     from common.stores.postgres import PostgresStore
@@ -46,6 +47,11 @@ COLUMNS = (
     "id, key_id, project_id, kind, status, input, result, error, progress, progress_step,"
     " progress_message, attempts, worker, created_at, started_at, heartbeat_at, finished_at,"
     " cancel_requested_at, lease_until, enqueued_at"
+)
+# What a listing reads: no input or result (either may be megabytes).
+LIST_COLUMNS = (
+    "id, project_id, kind, status, error, progress, progress_step, progress_message, attempts,"
+    " created_at, started_at, finished_at, cancel_requested_at"
 )
 _LEASE_END = "now() + make_interval(secs => %(lease_s)s)"
 
@@ -80,6 +86,16 @@ class JobStore(Protocol):
     def mark_unsent(self, job_id: UUID) -> None: ...
 
     def find_job(self, job_id: UUID, *, key_id: UUID) -> dict[str, Any] | None: ...
+
+    def list_jobs(
+        self,
+        *,
+        key_id: UUID,
+        statuses: list[str],
+        kind: str | None,
+        after: Cursor | None,
+        limit: int,
+    ) -> list[dict[str, Any]]: ...
 
     def get_row(self, job_id: UUID) -> dict[str, Any] | None: ...
 
@@ -163,6 +179,36 @@ class PostgresJobStore:
                 f"SELECT {COLUMNS} FROM jobs WHERE id = %s AND key_id = %s", (job_id, key_id)
             ).fetchone()
         return row
+
+    def list_jobs(
+        self,
+        *,
+        key_id: UUID,
+        statuses: list[str],
+        kind: str | None,
+        after: Cursor | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        """The key's jobs newest first (``LIST_COLUMNS``), older than ``after`` if given;
+        ``statuses`` empty means any. Served by ``jobs_key_created_idx`` (migration 0006)."""
+        where = ["key_id = %(key_id)s"]
+        params: dict[str, Any] = {"key_id": key_id, "limit": limit}
+        if statuses:
+            where.append("status = ANY(%(statuses)s)")
+            params["statuses"] = statuses
+        if kind is not None:
+            where.append("kind = %(kind)s")
+            params["kind"] = kind
+        if after is not None:
+            where.append("(created_at, id) < (%(after_at)s, %(after_id)s)")
+            params.update(after_at=after.created_at, after_id=after.id)
+        with self.postgres.connection() as conn:
+            rows: list[dict[str, Any]] = conn.execute(
+                f"SELECT {LIST_COLUMNS} FROM jobs WHERE {' AND '.join(where)}"
+                " ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
+                params,
+            ).fetchall()
+        return rows
 
     def get_row(self, job_id: UUID) -> dict[str, Any] | None:
         with self.postgres.connection() as conn:

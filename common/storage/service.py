@@ -50,7 +50,7 @@ from common.storage.unpack import (
     safe_member_path,
     unpack_archive,
 )
-from common.stores.projects_store import ProjectStore
+from common.stores.projects_store import ProjectStore, get_project_store
 
 log = get_logger("storage")
 
@@ -522,6 +522,7 @@ def record_files(
     if writes:
         db["storage_files"].bulk_write(writes, ordered=False)
     save_project_files(UUID(pid), texts, replace=False)
+    get_project_store().touch_project(UUID(pid))
     done = {"state": "complete", "result_sha256": digest, "files": len(names), "version": version}
     _sessions().update_one({"_id": uid}, {"$set": done})
     doc.update(done)

@@ -27,6 +27,21 @@ def used_bytes(owner_key_id: UUID) -> int:
     return sum(int(row["total"]) for row in rows)
 
 
+def usage_by_project(project_ids: list[UUID]) -> dict[UUID, tuple[int, int]]:
+    """Bytes and file count kept for each of ``project_ids`` (absent: nothing kept)."""
+    from common.stores.mongo import get_mongo
+
+    if not project_ids:
+        return {}
+    rows = get_mongo()["storage_files"].aggregate(
+        [
+            {"$match": {"project_id": {"$in": [str(pid) for pid in project_ids]}}},
+            {"$group": {"_id": "$project_id", "size": {"$sum": "$size"}, "files": {"$sum": 1}}},
+        ]
+    )
+    return {UUID(row["_id"]): (int(row["size"]), int(row["files"])) for row in rows}
+
+
 def delete_project_rows(project_id: UUID, owner_key_id: UUID) -> None:
     """Jobs first (they would cascade anyway; explicit so no job outlives its project),
     then the project row."""

@@ -81,9 +81,8 @@ class RequestContextMiddleware:
                 )
         finally:
             ms = (time.perf_counter() - started) * 1000
-            # Per-endpoint figures for monitoring: the route's template (not the raw
-            # path, whose ids would make one series per job); an append, no I/O.
-            endpoint = getattr(scope.get("route"), "path", None) or "unmatched"
+            # Per-endpoint figures for monitoring; an append, no I/O.
+            endpoint = endpoint_label(scope)
             hits, misses = (info.cache_hits, info.cache_misses) if info else (0, 0)
             record_request(endpoint, status, ms, hits, misses)
             log.info(
@@ -97,6 +96,23 @@ class RequestContextMiddleware:
             )
             logger.thread_safe_remove_keys(["request_id", "api_key_prefix"])
             end_request(context_token)
+
+
+# The web console's files (local/app.py): its pages at "/" and "/<page>.html", its
+# bundles mounted under "/assets" (a mount sets no route, so they would be "unmatched").
+CONSOLE_ENDPOINT = "console"
+_CONSOLE_PATH = re.compile(r"/(?:[^/]*\.html|assets/.*)?")
+
+
+def endpoint_label(scope: Scope) -> str:
+    """The name a request is counted under in the per-endpoint metrics: its route's
+    template (not the raw path, whose ids would make one series per job), one
+    ``console`` label for every page and bundle of the web console, and ``unmatched``
+    for a path no route answers."""
+    route_path: str | None = getattr(scope.get("route"), "path", None)
+    if _CONSOLE_PATH.fullmatch(route_path or scope.get("path", "")):
+        return CONSOLE_ENDPOINT
+    return route_path or "unmatched"
 
 
 def _request_id(scope: Scope) -> str:

@@ -35,7 +35,10 @@ def chromium_path() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: while Playwright's sync API is open it keeps an asyncio
+# loop running in the main thread, and the tests after the browser ones call Lambda
+# handlers in-process, which run their own loop ("event loop is already running").
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     executable = chromium_path()
     if executable is None:

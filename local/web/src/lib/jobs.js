@@ -1,4 +1,5 @@
-// Jobs as a page sees them: the ones this tab started (session storage), a live view
+// Jobs as a page sees them: the key's jobs (GET /api/jobs, newest first, paged), the
+// ones this tab started (session storage, for their labels), a live view
 // over /ws/jobs/{id} (numbered events; a dropped socket reconnects with ?since=) and
 // a panel with the status, a progress bar, the streamed model output and Cancel.
 import { api, ApiError, describeError, isJobAccepted } from "./api.js";
@@ -20,6 +21,15 @@ export function rememberJob(id, kind, label = "") {
   const jobs = rememberedJobs().filter((job) => job.id !== id);
   jobs.unshift({ id, kind, label, started: new Date().toISOString() });
   sessionStorage.setItem(LIST, JSON.stringify(jobs.slice(0, 100)));
+}
+
+// One page of the key's jobs: {items, next_cursor}; statuses filters (empty: all).
+export function listJobs({ statuses = [], kind = "", limit = 20, cursor = null } = {}) {
+  const query = new URLSearchParams({ limit: String(limit) });
+  if (statuses.length) query.set("status", statuses.join(","));
+  if (kind) query.set("kind", kind);
+  if (cursor) query.set("cursor", cursor);
+  return api(`/api/jobs?${query}`);
 }
 
 export function forgetJob(id) {
@@ -187,6 +197,7 @@ export function jobPanel(parent, id, { kind = "", onFinished = () => {} } = {}) 
       showStatus("unknown", describeError(err));
       if (err instanceof ApiError && err.status === 404) return;
     }
+    if (finished) return; // nothing more will happen: no socket for it
     follower = followJob(id, {
       onEvent,
       onState: showJob,

@@ -6,7 +6,7 @@ import { LANGUAGES, codeBlock, codeEditor, languageOf } from "../lib/code.js";
 import { sideBySideDiff } from "../lib/diff.js";
 import { badge, byId, clear, h, table } from "../lib/dom.js";
 import { jobPanel, runEndpoint } from "../lib/jobs.js";
-import { rememberedProjects } from "../lib/projects.js";
+import { fillProjectPicker } from "../lib/projects.js";
 import { attemptsView, filteredFindings, severityBadge, verificationView, verifiedBanner } from "../lib/results.js";
 import { mountShell, showMessage } from "../lib/shell.js";
 
@@ -20,9 +20,8 @@ const jobArea = byId("job-area");
 const running = byId("running");
 
 for (const name of LANGUAGES) languageSelect.append(h("option", { value: name }, name));
-for (const project of rememberedProjects()) {
-  byId("project-pick").append(h("option", { value: project.id }, `${project.name} (${project.id.slice(0, 8)})`));
-}
+// The key's projects from the server (and this tab's, should that list fail).
+fillProjectPicker(byId("project-pick"));
 byId("project-pick").addEventListener("change", (event) => {
   if (event.target.value) byId("project-id").value = event.target.value;
 });

@@ -1,9 +1,10 @@
-// Projects: create one, upload a file or archive (resumable, with a progress bar),
-// see its file tree, link it to a git remote and follow its syncs.
+// Projects: the key's projects listed by the server, create one, upload a file or
+// archive (resumable, with a progress bar), see its file tree, link it to a git
+// remote and follow its syncs.
 import { api, describeError, downloadFile } from "../lib/api.js";
 import { badge, byId, clear, formatBytes, h, progressBar, table } from "../lib/dom.js";
 import { jobPanel, rememberJob } from "../lib/jobs.js";
-import { rememberProject, rememberedProjects } from "../lib/projects.js";
+import { fillProjectPicker, listProjects, rememberProject } from "../lib/projects.js";
 import { mountShell, showMessage } from "../lib/shell.js";
 import { uploadFile } from "../lib/upload.js";
 
@@ -12,11 +13,86 @@ mountShell("projects");
 let current = null; // the open project's id
 
 function fillPicker() {
-  const pick = byId("project-pick");
-  pick.replaceChildren(h("option", { value: "" }, "—"));
-  for (const p of rememberedProjects()) pick.append(h("option", { value: p.id }, `${p.name} (${p.id.slice(0, 8)})`));
+  return fillProjectPicker(byId("project-pick"));
 }
 fillPicker();
+
+// -- the key's projects (GET /api/projects, newest first, a page at a time) ------------
+
+let nextProjects = null; // the cursor of the next page; null: no more
+
+function syncBadge(status) {
+  return badge(status, status === "succeeded" ? "ok" : status === "failed" ? "bad" : "warn");
+}
+
+function gitCell(p) {
+  if (!p.git) return h("span", { class: "muted" }, "not linked");
+  return h(
+    "span",
+    { class: "git-summary" },
+    h("code", {}, p.git.remote_url),
+    ` (${p.git.branch || "main"})`,
+    p.git.schedule ? ` · every ${p.git.schedule}` : "",
+    " · last sync ",
+    p.git.last_sync_status ? syncBadge(p.git.last_sync_status) : "never",
+  );
+}
+
+function projectRows(items) {
+  return table(
+    [
+      [
+        "Name",
+        (p) =>
+          h(
+            "a",
+            {
+              href: `?project=${p.id}`,
+              onclick: (event) => {
+                event.preventDefault();
+                openProject(p.id);
+              },
+            },
+            p.name,
+          ),
+      ],
+      ["Files", (p) => String(p.files)],
+      ["Size", (p) => formatBytes(p.size_bytes)],
+      ["Created", (p) => new Date(p.created_at).toLocaleString()],
+      ["Updated", (p) => new Date(p.updated_at).toLocaleString()],
+      ["Git", gitCell],
+    ],
+    items,
+    { rowProps: (p) => ({ dataset: { projectId: p.id } }) },
+  );
+}
+
+async function loadProjects({ more = false } = {}) {
+  const box = byId("projects-list");
+  box.dataset.state = "loading";
+  let page;
+  try {
+    page = await listProjects({ limit: 20, cursor: more ? nextProjects : null });
+  } catch (err) {
+    box.replaceChildren(h("p", { class: "message error" }, describeError(err)));
+    box.dataset.state = "failed";
+    return;
+  }
+  if (!more) box.replaceChildren();
+  if (!more && !page.items.length) box.append(h("p", { class: "muted" }, "No projects yet: create one."));
+  if (page.items.length) {
+    const drawn = projectRows(page.items);
+    const body = box.querySelector("tbody");
+    if (more && body) body.append(...drawn.querySelectorAll("tbody tr"));
+    else box.append(drawn);
+  }
+  nextProjects = page.next_cursor;
+  byId("more-projects").hidden = !nextProjects;
+  box.dataset.state = "loaded";
+}
+loadProjects();
+byId("more-projects").addEventListener("click", () => loadProjects({ more: true }));
+byId("refresh-projects").addEventListener("click", () => loadProjects());
 byId("project-pick").addEventListener("change", (event) => {
   if (event.target.value) byId("project-id").value = event.target.value;
 });
@@ -28,6 +104,7 @@ byId("create").addEventListener("submit", async (event) => {
     const project = await api("/api/projects", { method: "POST", body: { name: byId("project-name").value.trim() } });
     rememberProject(project.id, project.name);
     fillPicker();
+    loadProjects();
     byId("project-name").value = "";
     await openProject(project.id);
     showMessage(`Project ${project.name} created.`, "ok");
@@ -139,6 +216,7 @@ byId("upload").addEventListener("submit", async (event) => {
     bar.set(100, `${formatBytes(file.size)} · ${done.files ?? 1} file(s) stored, version ${done.version ?? "?"}`);
     state.textContent = done.state === "complete" ? "" : `The upload is ${done.state}.`;
     await openProject(current);
+    loadProjects();
   } catch (err) {
     if (err.name === "AbortError") state.textContent = "Paused: upload the same file again to resume.";
     else showMessage(describeError(err));
@@ -211,6 +289,7 @@ byId("git-link").addEventListener("submit", async (event) => {
     await api(`/api/projects/${current}/git/link`, { method: "POST", body });
     showMessage("Linked.", "ok");
     loadGit();
+    loadProjects();
   } catch (err) {
     showMessage(describeError(err));
   }
@@ -221,7 +300,13 @@ byId("git-sync").addEventListener("click", async () => {
   try {
     const accepted = await api(`/api/projects/${current}/git/sync`, { method: "POST", body: { push: true } });
     rememberJob(accepted.job_id, "git_sync", byId("project-title").textContent);
-    jobPanel(byId("git-jobs"), accepted.job_id, { kind: "git_sync", onFinished: () => loadGit() });
+    jobPanel(byId("git-jobs"), accepted.job_id, {
+      kind: "git_sync",
+      onFinished: () => {
+        loadGit();
+        loadProjects();
+      },
+    });
   } catch (err) {
     showMessage(describeError(err));
   }
