@@ -15,7 +15,7 @@ comma := ,
 STAMP_DEV := $(VENV)/.installed-dev$(if $(EXTRAS),-$(subst $(comma),-,$(EXTRAS)))
 PYTEST_ARGS ?=
 
-.PHONY: run test unit integration e2e lint format typecheck bench pr key keys revoke migrate clean web browser
+.PHONY: run test unit integration e2e lint format typecheck bench pr key keys revoke migrate clean web console browser
 
 $(PY):
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed (python3 on PATH)" >&2; exit 1; }
@@ -55,6 +55,11 @@ $(WEB_MODULES): $(WEB)/package.json $(WEB)/package-lock.json
 $(WEB_STAMP): $(WEB_MODULES) $(WEB_SOURCES)
 	cd $(WEB) && node build.mjs
 web: $(WEB_STAMP)
+# run and test build the console when Node.js is here; without it the API still runs
+# (the server says at / how to build the console) and the browser tests are skipped.
+console:
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory web; \
+	else echo "no Node.js/npm: the web console is not built (the API runs; make web builds it)" >&2; fi
 
 # The console on AWS (template.yaml: ConsoleBucket behind ConsoleDistribution): after
 # `sam deploy`, upload dist to the stack's bucket, add the /config.json that tells the
@@ -86,11 +91,11 @@ browser:
 	  else echo "no chromium and no way to install it: the browser tests will be skipped" >&2; fi; }
 
 ## run: the local server on http://$${HOST:-127.0.0.1}:$${PORT:-8000} (OpenAPI at /docs)
-run: $(STAMP_RUN) $(SEMGREP) $(WEB_STAMP)
+run: $(STAMP_RUN) $(SEMGREP) console
 	$(PY) -m local
 
 ## test: the whole suite (unit, integration, e2e); an empty selection fails
-test: $(STAMP_DEV) $(SEMGREP) $(WEB_STAMP) browser
+test: $(STAMP_DEV) $(SEMGREP) console browser
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing, an empty run proves nothing" >&2; exit 1; fi; \
 	exit $$rc

@@ -45,6 +45,8 @@ def browser() -> Iterator[Any]:
     if executable is None:
         pytest.skip("no Chromium here (make test installs Debian's chromium as root)")
     if not (DIST / "index.html").is_file():
+        if shutil.which("npm") is None:
+            pytest.skip("no Node.js/npm here to build the web console (make web)")
         pytest.fail("the web console is not built: make web")
     from playwright.sync_api import sync_playwright
 
