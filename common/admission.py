@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -39,18 +40,7 @@ log = get_logger("admission")
 PRINCIPAL_TTL_S = 30.0
 MAX_PRINCIPALS = 4096
 EPOCH_KEY = "auth:epoch"
-WINDOW_S = 60
 
-# Count (when asked) and read the epoch in one round trip; the count as in
-# common.ratelimit: INCRBY, EXPIRE on the window's first request.
-_COUNT_AND_EPOCH = """
-local count = -1
-if KEYS[1] ~= '' then
-  count = redis.call('INCRBY', KEYS[1], ARGV[1])
-  if count == tonumber(ARGV[1]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-end
-return {count, redis.call('GET', KEYS[2])}
-"""
 # The epoch, created when Redis has none (first start, or a restart that lost it).
 _EPOCH = """
 local epoch = redis.call('GET', KEYS[1])
@@ -106,20 +96,7 @@ class Principals:
 
 
 principals = Principals()
-_scripts: dict[int, tuple[Any, Any]] = {}
-
-
-def _scripts_for(redis: RedisStore) -> tuple[Any, Any]:
-    found = _scripts.get(id(redis.client))
-    if found is None:
-        # Sent by SHA-1 from then on, loaded again if Redis forgot them.
-        found = (
-            redis.client.register_script(_COUNT_AND_EPOCH),
-            redis.client.register_script(_EPOCH),
-        )
-        _scripts.clear()  # one Redis client per process; a reset replaces it
-        _scripts[id(redis.client)] = found
-    return found
+_epoch_scripts: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 def admit(key: str, settings: Settings, requests: int) -> tuple[Principal, list[int] | None]:
@@ -170,31 +147,34 @@ def _look_up(key: str, digest: bytes, redis: RedisStore | None, now: float) -> P
 def _count_and_epoch(
     redis: RedisStore, principal: Principal, settings: Settings, requests: int
 ) -> tuple[list[int] | None, bytes | None] | None:
+    """The rate limit's count and the auth epoch, in one round trip; None: Redis down."""
+    from common.ratelimit import count_and_read
     from common.stores.redis_store import RedisDown
 
-    limit = settings.RATE_LIMIT_PER_MINUTE
-    counting = limit > 0 and requests > 0
-    window = int(time.time() // WINDOW_S)
-    counter = redis.key("rl", str(principal.key_id), str(window)) if counting else ""
     try:
-        count, epoch = _scripts_for(redis)[0](
-            keys=[counter, redis.key(EPOCH_KEY)], args=[requests, WINDOW_S + 2]
+        answer = count_and_read(
+            redis,
+            str(principal.key_id),
+            requests,
+            limit_per_minute=settings.RATE_LIMIT_PER_MINUTE,
+            read_key=redis.key(EPOCH_KEY),
         )
     except RedisDown as exc:
         redis.note_down(exc, "rate limiting")
         return None
     redis.note_up()
-    if not counting:
-        return None, epoch
-    first = int(count) - requests + 1
-    return [limit - (first + i) for i in range(requests)], epoch
+    return answer
 
 
 def _epoch(redis: RedisStore) -> bytes | None:
     from common.stores.redis_store import RedisDown
 
+    script = _epoch_scripts.get(redis.client)
+    if script is None:
+        # Sent by its SHA-1 from then on, and loaded again if Redis forgot it.
+        script = _epoch_scripts[redis.client] = redis.client.register_script(_EPOCH)
     try:
-        epoch = _scripts_for(redis)[1](keys=[redis.key(EPOCH_KEY)], args=[_new_epoch()])
+        epoch = script(keys=[redis.key(EPOCH_KEY)], args=[_new_epoch()])
     except RedisDown as exc:
         redis.note_down(exc, "remembering API keys")
         return None

@@ -18,13 +18,61 @@ WINDOW_S = 60
 
 # One command, not MULTI/INCRBY/EXPIRE/EXEC: half the client's CPU and round-trip
 # time. The window's key expires a little after the window, counted from its first
-# request, as before.
+# request, as before. KEYS[1] empty: nothing counted; KEYS[2], when given, is read in
+# the same round trip (admission reads its auth epoch so).
 _COUNT = """
-local count = redis.call('INCRBY', KEYS[1], ARGV[1])
-if count == tonumber(ARGV[1]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-return count
+local count = -1
+if KEYS[1] ~= '' then
+  count = redis.call('INCRBY', KEYS[1], ARGV[1])
+  if count == tonumber(ARGV[1]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+end
+local read = false
+if KEYS[2] then read = redis.call('GET', KEYS[2]) end
+return {count, read}
 """
 _scripts: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def count_and_read(
+    redis: RedisStore,
+    key_id: str,
+    requests: int,
+    *,
+    limit_per_minute: int,
+    read_key: str | None = None,
+    now: float | None = None,
+) -> tuple[list[int] | None, bytes | None]:
+    """Count ``requests`` requests for ``key_id`` and read ``read_key``, in one round trip.
+
+    Counting a batch with one ``INCRBY`` gives each request the place it would
+    have had with one ``INCR`` each, so a batch is refused exactly where single
+    requests would have been.
+
+    Returns
+    -------
+    tuple
+        For each request, in order, the requests left in this window after it
+        (negative: over the limit), or None when not counted (no limit); and the
+        value at ``read_key`` (None: unset, or none asked).
+
+    Raises
+    ------
+    RedisDown
+        Redis did not answer: the caller decides how to fail open.
+    """
+    counting = limit_per_minute > 0 and requests > 0
+    now = time.time() if now is None else now
+    counter = redis.key("rl", key_id, str(int(now // WINDOW_S))) if counting else ""
+    script = _scripts.get(redis.client)
+    if script is None:
+        # Sent by its SHA-1 from then on, and loaded again if Redis forgot it.
+        script = _scripts[redis.client] = redis.client.register_script(_COUNT)
+    keys = [counter] if read_key is None else [counter, read_key]
+    count, read = script(keys=keys, args=[requests, WINDOW_S + 2])
+    if not counting:
+        return None, read
+    first = int(count) - requests + 1
+    return [limit_per_minute - (first + i) for i in range(requests)], read
 
 
 def count_requests(
@@ -35,11 +83,7 @@ def count_requests(
     redis: RedisStore,
     now: float | None = None,
 ) -> list[int] | None:
-    """Count ``requests`` requests for ``key_id`` in one Redis round trip.
-
-    Counting a batch with one ``INCRBY`` gives each request the place it would
-    have had with one ``INCR`` each, so a batch is refused exactly where single
-    requests would have been.
+    """Count ``requests`` requests for ``key_id`` (:func:`count_and_read`), failing open.
 
     Returns
     -------
@@ -49,20 +93,15 @@ def count_requests(
     """
     if limit_per_minute <= 0 or requests <= 0:
         return None
-    now = time.time() if now is None else now
-    key = redis.key("rl", key_id, str(int(now // WINDOW_S)))
     try:
-        script = _scripts.get(redis.client)
-        if script is None:
-            # Sent by its SHA-1 from then on, and loaded again if Redis forgot it.
-            script = _scripts[redis.client] = redis.client.register_script(_COUNT)
-        count = script(keys=[key], args=[requests, WINDOW_S + 2])
+        left, _ = count_and_read(
+            redis, key_id, requests, limit_per_minute=limit_per_minute, now=now
+        )
     except RedisDown as exc:
         redis.note_down(exc, "rate limiting")
         return None
     redis.note_up()
-    first = int(count) - requests + 1
-    return [limit_per_minute - (first + i) for i in range(requests)]
+    return left
 
 
 def over_limit(limit_per_minute: int, now: float | None = None) -> RateLimited:
