@@ -20,7 +20,6 @@ import fcntl
 import json
 import os
 import select
-import signal
 import struct
 import subprocess
 import termios
@@ -34,9 +33,8 @@ from common.sandbox.sandbox import (
     Limits,
     Sandbox,
     SandboxUnavailable,
-    _has_exited,
-    _kill_group,
     _kill_uid,
+    _stop_tree,
 )
 
 # How long the launcher may take to confine itself (mounts, uid, seccomp) before the
@@ -133,19 +131,9 @@ class PtyProcess:
         self._killed = True
         proc = self._proc
         try:
-            if self.isolation == FALLBACK and proc.poll() is None:
-                # The launcher is the subreaper: ask it to kill the whole tree
-                # (including what left our process group, such as the shell's own
-                # session) before the group kill below removes it.
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGTERM)
-                end = time.monotonic() + 1.0
-                while time.monotonic() < end and not _has_exited(proc.pid):
-                    time.sleep(0.01)
-            # In namespace mode this kills unshare and the namespace's PID 1, whose
-            # death makes the kernel kill every other process in the namespace. The
-            # leader is unreaped here, so its group id cannot belong to a stranger.
-            _kill_group(proc.pid)
+            # The launcher is asked only while it runs: the shell's own session has
+            # left our process group, and only the launcher (the subreaper) reaches it.
+            _stop_tree(proc.pid, ask_launcher=self.isolation == FALLBACK and proc.poll() is None)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(5.0)
             if self._box.uid is not None and self.isolation == FALLBACK:

@@ -555,17 +555,7 @@ class _Run:
         return pending
 
     def _stop(self, proc: subprocess.Popen[bytes]) -> None:
-        if self.box.isolation == FALLBACK:
-            # The launcher is the subreaper: ask it to kill the whole tree (including
-            # what left our process group) before the group kill below removes it.
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGTERM)
-            end = time.monotonic() + 1.0
-            while time.monotonic() < end and not _has_exited(proc.pid):
-                time.sleep(0.01)
-        # In namespace mode this kills unshare and the namespace's PID 1, whose death
-        # makes the kernel kill every other process in the namespace.
-        _kill_group(proc.pid)
+        _stop_tree(proc.pid, ask_launcher=self.box.isolation == FALLBACK)
 
     def _finish(self, proc: subprocess.Popen[bytes]) -> None:
         # The leader is still unreaped here, so its process group id cannot have been
@@ -588,6 +578,24 @@ class _Run:
             with contextlib.suppress(OSError):
                 while data := os.read(stream.fileno(), _CHUNK):
                     sink.add(data)
+
+
+def _stop_tree(pid: int, *, ask_launcher: bool) -> None:
+    """End every process of the sandboxed program whose launcher is ``pid``.
+
+    ``ask_launcher`` (fallback mode): the launcher is the subreaper, so it is asked
+    first to kill the whole tree, including what left our process group, and given up
+    to a second before the group kill removes it. In namespace mode the group kill
+    ends unshare and the namespace's PID 1, whose death makes the kernel kill every
+    other process in the namespace.
+    """
+    if ask_launcher:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end and not _has_exited(pid):
+            time.sleep(0.01)
+    _kill_group(pid)
 
 
 def _read_regular(path: Path, cap: int | None) -> str | None:
