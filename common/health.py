@@ -52,11 +52,10 @@ def _mongo() -> dict[str, Any] | None:
 def _qdrant() -> dict[str, Any] | None:
     from common.stores import qdrant_store
 
-    if qdrant_store.local_and_unopened():
-        # Local mode opens its folder on first use: checking it here would load the
-        # heaviest client we have into a server that may never search. The folder
-        # being free (not held by another process) is what can go wrong before then.
-        qdrant_store.check_local_lock()
+    # Local mode opens its folder on first use: checking it here would load the
+    # heaviest client we have into a server that may never search. The folder being
+    # free (not held by another process) is what can go wrong before then.
+    if qdrant_store.check_local_lock():
         return {"mode": "local", "opened": False}
     qdrant_store.ping(qdrant_store.get_qdrant())
     return None

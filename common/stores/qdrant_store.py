@@ -64,12 +64,17 @@ def _in_use(path: Path) -> StoreUnavailable:
     )
 
 
-def check_local_lock(settings: Settings | None = None) -> None:
+def check_local_lock(settings: Settings | None = None) -> bool:
     """Refuse now, not at the first search, a local folder another process holds.
 
     Tries the lock qdrant-client's local mode takes (``flock`` on ``<path>/.lock``,
-    through portalocker) and lets it go again. Nothing to do with ``QDRANT_URL``, or
-    once this process has opened the folder.
+    through portalocker) and lets it go again. Nothing to do with ``QDRANT_URL``, on
+    Lambda, or once this process has opened the folder.
+
+    Returns
+    -------
+    bool
+        Whether it checked: local mode, and the folder not opened by this process yet.
 
     Raises
     ------
@@ -78,7 +83,7 @@ def check_local_lock(settings: Settings | None = None) -> None:
     """
     settings = settings or get_settings()
     if settings.QDRANT_URL or settings.on_lambda or _client.made:
-        return
+        return False
     path = settings.qdrant_path
     path.mkdir(parents=True, exist_ok=True)
     with open(path / ".lock", "a+") as handle:
@@ -87,12 +92,7 @@ def check_local_lock(settings: Settings | None = None) -> None:
         except BlockingIOError:
             raise _in_use(path) from None
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def local_and_unopened(settings: Settings | None = None) -> bool:
-    """Local mode, and the folder not opened by this process yet."""
-    settings = settings or get_settings()
-    return not settings.QDRANT_URL and not settings.on_lambda and not _client.made
+    return True
 
 
 _client: Lazy[Any] = Lazy(_create, lambda client: client.close())

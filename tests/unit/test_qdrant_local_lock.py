@@ -17,7 +17,7 @@ def settings(path: Path) -> Settings:
 
 
 def test_a_free_folder_passes_and_stays_free(tmp_path: Path) -> None:
-    qdrant_store.check_local_lock(settings(tmp_path))
+    assert qdrant_store.check_local_lock(settings(tmp_path))
     with open(tmp_path / ".lock") as handle:  # not left locked by the check
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
@@ -34,5 +34,5 @@ def test_a_server_url_needs_no_folder(tmp_path: Path) -> None:
     named = Settings(
         _env_file=None, QDRANT_URL="http://qdrant:6333", QDRANT_PATH=str(tmp_path / "x")
     )
-    qdrant_store.check_local_lock(named)
+    assert not qdrant_store.check_local_lock(named)
     assert not (tmp_path / "x").exists()
