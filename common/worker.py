@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     set_level(settings.LOG_LEVEL)
     log = get_logger("worker")
 
+    from common.behind import flush_behind
     from common.jobs.worker import start_stream_worker
     from common.stores import reset_stores
     from common.stores.postgres import get_postgres
@@ -143,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
             pass
     finally:
         worker.stop(grace_s=args.grace)
+        # The history and cached answers of the last jobs, queued behind them.
+        flush_behind(timeout_s=5.0)
         reset_stores()
     return 0
 

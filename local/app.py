@@ -20,8 +20,8 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 import functions
+from common.behind import flush_behind
 from common.config import get_settings
-from common.history import flush_history
 from common.jobs.worker import start_local_worker
 from common.logs import get_logger, redact_url
 from common.scheduler import start_local_scheduler
@@ -94,7 +94,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The worker first: the jobs it finishes in its grace time write history too.
         if worker is not None:
             worker.stop(grace_s=5.0)
-        flush_history(timeout_s=5.0)
+        flush_behind(timeout_s=5.0)
         withdraw_local_store_urls(settings.DATA_DIR.expanduser().resolve())
         reset_stores()
         from common.models import reset as reset_model

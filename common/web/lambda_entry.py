@@ -13,8 +13,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from fastapi import FastAPI
 from mangum import Mangum
 
+from common.behind import flush_behind
 from common.config import get_settings
-from common.history import flush_history
 from common.logs import logger
 
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "AIOrchestrator"))
@@ -35,9 +35,10 @@ def make_lambda_handler(app: FastAPI) -> LambdaHandler:
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         _ensure_event_loop()
         response: dict[str, Any] = asgi(event, context)
-        # Lambda freezes the process once we return: write the history queued by this
-        # invocation now, or it waits for the next one (or is lost with the instance).
-        flush_history(timeout_s=2.0)
+        # Lambda freezes the process once we return: write the history and cached
+        # answers queued by this invocation now, or they wait for the next one (or are
+        # lost with the instance).
+        flush_behind(timeout_s=2.0)
         metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
         if int(response.get("statusCode", 500)) >= 500:
             metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)

@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from common.behind import flush_behind
 from common.config import get_settings
 from common.jobs.sqs_worker import handle_sqs_message, sweep_jobs
 from common.logs import logger
@@ -41,6 +42,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     response: dict[str, Any] = dict(
         process_partial_response(event, record_handler, processor, context)
     )
+    # Lambda freezes the process once we return: the jobs' history and cached answers,
+    # queued behind them, are written now or wait for the next batch (or are lost).
+    flush_behind(timeout_s=5.0)
     failures = len(response.get("batchItemFailures", []))
     metrics.add_metric(name="JobMessages", unit=MetricUnit.Count, value=len(event["Records"]))
     metrics.add_metric(name="JobMessageFailures", unit=MetricUnit.Count, value=failures)

@@ -16,6 +16,7 @@ from uuid import UUID
 import pytest
 
 from common.auth import Principal
+from common.behind import BehindWriter
 from common.errors import InvalidInput, StoreUnavailable
 from common.jobs import JobContext, cancel_job, get_job, submit_job
 from common.jobs.kinds import KINDS
@@ -543,6 +544,33 @@ def test_the_sqs_worker_reports_only_the_failing_record(key: str, sqs: Any) -> N
     again = handler(sqs_event(sqs, messages), FakeLambdaContext())
     assert again == {"batchItemFailures": [{"itemIdentifier": bad_id}]}
     assert [row(i)["attempts"] for i in good] == [1, 1]
+
+
+class LingeringWriter(BehindWriter[str]):
+    """Writes behind only after a minute of quiet, unless flushed."""
+
+    def __init__(self) -> None:
+        super().__init__("lingering", linger_s=60, batch_size=100, queue_size=100)
+        self.written: list[str] = []
+
+    def _write(self, batch: list[str]) -> None:
+        self.written += batch
+
+
+def test_the_sqs_worker_writes_what_was_queued_behind_before_it_returns(key: str, sqs: Any) -> None:
+    from common.config import get_settings
+    from functions.jobs_worker.handler import handler
+
+    # History and cached answers are written behind; Lambda freezes the instance
+    # once the handler returns.
+    writer = LingeringWriter()
+    writer.put("an attempt")
+    submit(key)
+    messages = receive_all(sqs, get_settings().JOB_QUEUE_URL, 1)
+
+    handler(sqs_event(sqs, messages), FakeLambdaContext())
+
+    assert writer.written == ["an attempt"]
 
 
 def test_the_scheduled_sweep_sends_lost_jobs_to_sqs(key: str, sqs: Any) -> None:
