@@ -105,7 +105,11 @@ def ollama(ollama_fake: object, stores: None) -> Iterator[object]:
 
 
 def _clear_model_cache() -> None:
+    from common.behind import flush_behind
     from common.stores.redis_store import get_redis
+
+    # An answer still queued behind an earlier test would land after the delete.
+    flush_behind(timeout_s=10)
 
     redis = get_redis()
     keys = list(redis.client.scan_iter(match=redis.key("l0:*"), count=1000))

@@ -3,19 +3,26 @@
 The key covers everything that shapes the answer (provider, model, options,
 format, messages). Only answers that are deterministic are cached: a request
 whose temperature is above 0 is not, unless it asks (``options["cache"] = True``).
-Only complete answers are stored. Redis down means the cache is bypassed, with one
-warning for the outage, never a failed request.
+Only complete answers are stored, written behind the answer (common/behind.py): the
+request does not wait for the write, and this process reads its own queued writes,
+so a repeat here is a hit at once; another process may miss for the moment the
+write takes. Redis down means the cache is bypassed, with one warning for the
+outage, never a failed request.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from common.behind import BehindWriter
 from common.context import current_request
+from common.lazy import Lazy
 from common.models.base import (
     ChatResult,
     Embeddings,
@@ -136,12 +143,15 @@ class CachedModelClient:
             return None
 
     def _get(self, store: RedisStore, key: str) -> ChatResult | None:
-        try:
-            raw = store.client.get(store.key(key))
-        except RedisDown as exc:
-            store.note_down(exc, "the model cache")
-            return None
-        store.note_up()
+        full_key = store.key(key)
+        raw: str | bytes | None = _writes.get().queued(full_key)
+        if raw is None:
+            try:
+                raw = store.client.get(full_key)
+            except RedisDown as exc:
+                store.note_down(exc, "the model cache")
+                return None
+            store.note_up()
         if raw is None:
             return None
         try:
@@ -150,10 +160,9 @@ class CachedModelClient:
             return None  # written by an older version: a miss, overwritten below
 
     def _set(self, store: RedisStore, key: str, result: ChatResult) -> None:
-        try:
-            store.client.set(store.key(key), result.model_dump_json(), ex=self.ttl_s)
-        except RedisDown as exc:
-            store.note_down(exc, "the model cache")
+        # A Redis round trip after the answer was in hand was a third of what the
+        # server added to a model call (bench/gateway.py): written behind instead.
+        _writes.get().put(CacheWrite(store, store.key(key), result.model_dump_json(), self.ttl_s))
 
     def embed(self, texts: list[str]) -> Embeddings:
         return self.inner.embed(texts)
@@ -166,6 +175,66 @@ class CachedModelClient:
 
     def close(self) -> None:
         self.inner.close()
+
+
+@dataclass(frozen=True, slots=True)
+class CacheWrite:
+    store: RedisStore
+    key: str
+    value: str
+    ttl_s: int
+
+
+class CacheWriter(BehindWriter[CacheWrite]):
+    """Answers written to Redis behind the request, a pipeline of SETs per batch, and
+    what is queued readable meanwhile (:meth:`queued`)."""
+
+    def __init__(self) -> None:
+        # No linger: another process should find the answer as soon as possible;
+        # under a burst the answers that queue while one batch is written go together.
+        super().__init__("model-cache", linger_s=0.0, batch_size=100, queue_size=10_000)
+        self._queued: dict[str, str] = {}
+        self._queued_lock = threading.Lock()
+
+    def put(self, item: CacheWrite) -> bool:
+        with self._queued_lock:
+            self._queued[item.key] = item.value
+        if super().put(item):
+            return True
+        self._forget([item])
+        return False
+
+    def queued(self, key: str) -> str | None:
+        return self._queued.get(key)
+
+    def _write(self, batch: list[CacheWrite]) -> None:
+        try:
+            by_store: dict[int, list[CacheWrite]] = {}
+            for item in batch:
+                by_store.setdefault(id(item.store), []).append(item)
+            for items in by_store.values():
+                store = items[0].store
+                pipeline = store.client.pipeline(transaction=False)
+                for item in items:
+                    pipeline.set(item.key, item.value, ex=item.ttl_s)
+                try:
+                    pipeline.execute()
+                except RedisDown as exc:
+                    store.note_down(exc, "the model cache")
+                else:
+                    store.note_up()
+        finally:
+            self._forget(batch)
+
+    def _forget(self, items: list[CacheWrite]) -> None:
+        with self._queued_lock:
+            for item in items:
+                # Unless a newer answer for the key was queued meanwhile.
+                if self._queued.get(item.key) is item.value:
+                    del self._queued[item.key]
+
+
+_writes: Lazy[CacheWriter] = Lazy(CacheWriter)
 
 
 def _count(*, hit: bool) -> None:

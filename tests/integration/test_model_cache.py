@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import queue
+import threading
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
-from common.models import Message, get_model_client
+import pytest
+
+from common.behind import flush_behind
+from common.lazy import Lazy
+from common.models import ChatResult, Message, cache, get_model_client
+from common.models.cache import CachedModelClient, CacheWrite, CacheWriter
+from common.stores.redis_store import RedisStore, get_redis
+from tests.fakes.scripted_model import ScriptedModel
 from tests.integration.test_explain_lambda import CODE, explain
 from tests.utils.stores import free_port
 
@@ -77,3 +88,117 @@ def test_cache_off_with_zero_ttl(api_key: str, ollama: Any, set_env: Any) -> Non
 
     assert "x-cache" not in headers and body["cached"] is False
     assert chats(ollama) == 2
+
+
+# -- written behind the answer ---------------------------------------------------
+
+
+class GatedWriter(CacheWriter):
+    """The cache's writer, each batch held until the test lets one through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.permits = threading.Semaphore(0)
+        self.entered: queue.SimpleQueue[list[str]] = queue.SimpleQueue()
+        self.batches: queue.SimpleQueue[list[str]] = queue.SimpleQueue()
+
+    def let_through(self, batches: int = 1000) -> None:
+        self.permits.release(batches)
+
+    def _write(self, batch: list[CacheWrite]) -> None:
+        self.entered.put([item.value for item in batch])
+        assert self.permits.acquire(timeout=10)
+        super()._write(batch)
+        self.batches.put([item.value for item in batch])
+
+
+@pytest.fixture
+def gated(monkeypatch: pytest.MonkeyPatch) -> Iterator[GatedWriter]:
+    writer = GatedWriter()
+    monkeypatch.setattr(cache, "_writes", Lazy(lambda: writer))
+    yield writer
+    writer.let_through()
+    assert writer.flush(timeout_s=10)
+
+
+def cached_client(*answers: str, redis: Any = get_redis) -> tuple[CachedModelClient, ScriptedModel]:
+    inner = ScriptedModel(*answers)
+    return CachedModelClient(inner, redis=redis, ttl_s=60), inner  # type: ignore[arg-type]
+
+
+def l0_keys() -> list[bytes]:
+    redis = get_redis()
+    return list(redis.client.scan_iter(match=redis.key("l0:*"), count=1000))
+
+
+def test_the_answer_is_written_behind_and_read_back_here_before_it_lands(
+    stores: None, gated: GatedWriter
+) -> None:
+    client, inner = cached_client("first answer", "never asked")
+    messages = [Message(role="user", content=f"behind {uuid.uuid4()}")]
+
+    first = client.chat(messages, options={"temperature": 0})
+    assert l0_keys() == []  # the request did not wait for Redis
+    again = client.chat(messages, options={"temperature": 0})
+
+    assert (first.cached, again.cached) == (False, True)
+    assert again.content == "first answer" and len(inner.calls) == 1
+
+    gated.let_through()
+    assert flush_behind(timeout_s=10)
+    [key] = l0_keys()
+    redis = get_redis().client
+    assert 0 < redis.ttl(key) <= 60
+    assert ChatResult.model_validate_json(redis.get(key)).content == "first answer"
+    assert gated.queued(key.decode()) is None  # read from Redis from now on
+
+
+def test_a_newer_answer_queued_while_the_older_is_written_stays_readable(
+    stores: None, gated: GatedWriter
+) -> None:
+    redis = get_redis()
+    key = redis.key(f"l0:{uuid.uuid4()}")
+    older = CacheWrite(redis, key, '{"content": "older"}', 60)
+    newer = CacheWrite(redis, key, '{"content": "newer"}', 60)
+
+    gated.put(older)
+    assert gated.entered.get(timeout=10) == [older.value]  # being written
+    gated.put(newer)
+    gated.let_through(1)
+    assert gated.batches.get(timeout=10) == [older.value]
+
+    assert gated.queued(key) == newer.value  # not forgotten with the older write
+    gated.let_through(1)
+    assert gated.batches.get(timeout=10) == [newer.value]
+    assert gated.flush(timeout_s=10)
+    assert gated.queued(key) is None
+    assert redis.client.get(key) == newer.value.encode()
+
+
+def test_a_write_that_cannot_reach_redis_is_dropped_and_not_read_back(
+    stores: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    down = RedisStore(f"redis://127.0.0.1:{free_port()}/0", prefix="down:")
+    writer = CacheWriter()
+    item = CacheWrite(down, down.key("l0:lost"), '{"content": "lost"}', 60)
+
+    assert writer.put(item)
+    assert writer.flush(timeout_s=10)
+
+    assert writer.queued(item.key) is None
+    assert down._down_since is not None  # noted once for the outage, not raised
+    down.close()
+
+
+def test_the_lambda_door_writes_the_answer_before_it_returns(
+    api_key: str, ollama: Any, gated: GatedWriter
+) -> None:
+    ollama.script("It adds.")
+    # Lambda freezes the instance once the door returns: the write must be done by then.
+    threading.Timer(0.3, gated.let_through).start()
+
+    status, headers, _ = explain(api_key, {"code": CODE})
+
+    assert (status, headers["x-cache"]) == (200, "miss")
+    assert gated.batches.qsize() == 1  # written before the door returned
+    assert len(l0_keys()) == 1
