@@ -192,7 +192,8 @@ class CacheWriter(BehindWriter[CacheWrite]):
     def __init__(self) -> None:
         # No linger: another process should find the answer as soon as possible;
         # under a burst the answers that queue while one batch is written go together.
-        super().__init__("model-cache", linger_s=0.0, batch_size=100, queue_size=10_000)
+        # A thousand answers (tens of MB at most) while Redis stalls; more are dropped.
+        super().__init__("model-cache", linger_s=0.0, batch_size=100, queue_size=1_000)
         self._queued: dict[str, str] = {}
         self._queued_lock = threading.Lock()
 
