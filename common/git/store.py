@@ -35,14 +35,9 @@ class GitSyncStore:
 
     def find_link(self, *, project_id: UUID, owner_key_id: UUID | None) -> dict[str, Any] | None:
         """The project's git columns; ``owner_key_id=None`` only for the scheduler's jobs."""
-        query = f"SELECT {_LINK} FROM projects WHERE id = %s"
-        params: tuple[Any, ...] = (project_id,)
-        if owner_key_id is not None:
-            query += " AND owner_key_id = %s"
-            params += (owner_key_id,)
-        with self.postgres.connection() as conn:
-            row: dict[str, Any] | None = conn.execute(query, params).fetchone()
-        return row
+        return self._owned_row(
+            f"SELECT {_LINK} FROM projects WHERE id = %s", (project_id,), owner_key_id
+        )
 
     def set_link(
         self,
@@ -179,8 +174,16 @@ class GitSyncStore:
         self, *, proposal_id: UUID, project_id: UUID, owner_key_id: UUID | None
     ) -> dict[str, Any] | None:
         """The proposal, if it is this project's (and this key's, unless None)."""
-        query = f"SELECT {_PROPOSAL} FROM git_merge_proposals WHERE id = %s AND project_id = %s"
-        params: tuple[Any, ...] = (proposal_id, project_id)
+        return self._owned_row(
+            f"SELECT {_PROPOSAL} FROM git_merge_proposals WHERE id = %s AND project_id = %s",
+            (proposal_id, project_id),
+            owner_key_id,
+        )
+
+    def _owned_row(
+        self, query: str, params: tuple[Any, ...], owner_key_id: UUID | None
+    ) -> dict[str, Any] | None:
+        """One row of ``query``, narrowed to ``owner_key_id``'s rows unless it is None."""
         if owner_key_id is not None:
             query += " AND owner_key_id = %s"
             params += (owner_key_id,)
