@@ -32,43 +32,53 @@ def size_of(console: ConsolePage) -> tuple[int, int]:
     return int(note.get_attribute("data-cols") or 0), int(note.get_attribute("data-rows") or 0)
 
 
+def resize(console: ConsolePage, width: int, height: int) -> tuple[int, int]:
+    """Resize the window; the terminal's (cols, rows) once it changed (or after 10 s)."""
+    before = size_of(console)
+    console.page.set_viewport_size({"width": width, "height": height})
+    deadline = time.monotonic() + 10
+    while size_of(console) == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return size_of(console)
+
+
+def open_terminal(console: ConsolePage, api_key: str) -> str:
+    """Sign in on the terminal page of a session of its own; its sid once connected."""
+    sid = f"t-{uuid.uuid4().hex[:8]}"
+    console.sign_in(api_key, then=f"/terminal.html?sid={sid}")
+    console.page.locator("#status[data-state=open]").wait_for()
+    return sid
+
+
+def run(console: ConsolePage, command: str) -> None:
+    """Type ``command`` into the terminal and press Enter."""
+    console.page.click("#terminal")
+    console.page.keyboard.type(command)
+    console.page.keyboard.press("Enter")
+
+
 def test_typing_echo_hi_shows_hi_and_a_resize_reaches_the_shell(
     console: ConsolePage, api_key: str
 ) -> None:
     # Given a signed-in terminal page on a session of its own
-    sid = f"t-{uuid.uuid4().hex[:8]}"
-    console.sign_in(api_key, then=f"/terminal.html?sid={sid}")
-    page = console.page
-    page.locator("#status[data-state=open]").wait_for()
+    sid = open_terminal(console, api_key)
     # When typing `echo hi` and Enter
-    page.click("#terminal")
-    page.keyboard.type("echo hi")
-    page.keyboard.press("Enter")
+    run(console, "echo hi")
     # Then the shell's answer is on the screen
     wait_for_line(console, r"hi")
 
     # When the window gets smaller
     before = size_of(console)
-    page.set_viewport_size({"width": 900, "height": 620})
-    deadline = time.monotonic() + 10
-    while size_of(console) == before and time.monotonic() < deadline:
-        time.sleep(0.1)
-    cols, rows = size_of(console)
+    cols, rows = resize(console, 900, 620)
     assert (cols, rows) != before and cols < before[0]
     # Then the shell was told (a resize frame): stty reports the new size
-    page.keyboard.type("stty size")
-    page.keyboard.press("Enter")
+    run(console, "stty size")
     wait_for_line(console, rf"{rows} {cols}")
 
     # And back to a full window (the README's screenshot), growing this time
-    page.set_viewport_size({"width": 1280, "height": 800})
-    deadline = time.monotonic() + 10
-    while size_of(console) == (cols, rows) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    wide, tall = size_of(console)
+    wide, tall = resize(console, 1280, 800)
     assert wide > cols
-    page.keyboard.type("stty size; echo \"$PWD\" | sed 's|.*/||'")
-    page.keyboard.press("Enter")
+    run(console, "stty size; echo \"$PWD\" | sed 's|.*/||'")
     wait_for_line(console, rf"{tall} {wide}")
     wait_for_line(console, sid)
     console.screenshot("terminal")
@@ -78,14 +88,10 @@ def test_an_exit_is_shown_with_its_code_and_reconnect_starts_a_new_shell(
     console: ConsolePage, api_key: str
 ) -> None:
     # Given a connected terminal
-    sid = f"t-{uuid.uuid4().hex[:8]}"
-    console.sign_in(api_key, then=f"/terminal.html?sid={sid}")
+    open_terminal(console, api_key)
     page = console.page
-    page.locator("#status[data-state=open]").wait_for()
     # When the shell exits with 3
-    page.click("#terminal")
-    page.keyboard.type("exit 3")
-    page.keyboard.press("Enter")
+    run(console, "exit 3")
     # Then the page says so, and does not reconnect by itself
     page.locator("#status[data-state=closed]", has_text="code 3").wait_for()
     wait_for_line(console, r"\[the shell exited with code 3\]")
@@ -94,9 +100,7 @@ def test_an_exit_is_shown_with_its_code_and_reconnect_starts_a_new_shell(
     # When Reconnect is pressed, a new shell answers on the same session
     page.click("#reconnect")
     page.locator("#status[data-state=open]").wait_for()
-    page.click("#terminal")
-    page.keyboard.type("echo again")
-    page.keyboard.press("Enter")
+    run(console, "echo again")
     wait_for_line(console, r"again")
 
 
