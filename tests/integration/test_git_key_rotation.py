@@ -11,6 +11,7 @@ import pytest
 
 from common.cli import main
 from tests.integration.test_git_sync import call, principal_of
+from tests.utils.aws import mocked_aws
 
 TOKENS = {
     "github.com": "ghp_" + "R0tateMe" * 4 + "a1b2",
@@ -27,16 +28,7 @@ EVERY_KEY = f"{OLD},{NEW},{SYNC_TESTS_KEY}"
 @pytest.fixture
 def kms_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A KMS key in moto; its id."""
-    from moto import mock_aws
-
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
+    with mocked_aws(monkeypatch):
         import boto3
 
         kms = boto3.client("kms", region_name="us-east-1")

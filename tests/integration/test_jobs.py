@@ -24,6 +24,7 @@ from common.jobs.models import FINISHED
 from common.jobs.runner import RunSettings, process_job
 from common.jobs.store import PostgresJobStore, get_job_store
 from common.jobs.worker import StreamWorker, WorkerSettings
+from tests.utils.aws import mocked_aws
 from tests.utils.lambda_events import FakeLambdaContext, http_event, response_json
 
 LEASE_S = 1.5
@@ -455,18 +456,10 @@ def test_an_entry_left_by_a_dead_worker_is_reclaimed_and_run_once(key: str) -> N
 @pytest.fixture
 def sqs(jobs: None, set_env: Callable[..., None], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     import boto3
-    from moto import mock_aws
 
     from common.jobs import queue
 
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
+    with mocked_aws(monkeypatch):
         client = boto3.client("sqs", region_name="us-east-1")
         dlq = client.create_queue(QueueName="jobs-dead")["QueueUrl"]
         dlq_arn = client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])[

@@ -10,22 +10,14 @@ import pytest
 
 from common.errors import InvalidInput
 from common.storage.s3 import MIN_PART_BYTES, S3Storage, part_size_for
+from tests.utils.aws import mocked_aws
 
 BUCKET = "projects-test"
 
 
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from moto import mock_aws
-
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
+    with mocked_aws(monkeypatch):
         import boto3
 
         client = boto3.client("s3", region_name="us-east-1")

@@ -15,6 +15,7 @@ from urllib.parse import quote
 import pytest
 
 from common.ws.base import CLOSE_NORMAL, WsConnection
+from tests.utils.aws import mocked_aws
 from tests.utils.lambda_events import FakeLambdaContext, http_event, response_json
 
 DOMAIN = "abc123.execute-api.us-east-1.amazonaws.com"
@@ -79,20 +80,12 @@ def new_id() -> str:
 @pytest.fixture
 def aws(stores: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], list[Any]]]:
     """moto's management API; returns ``posted(conn_id)``: the JSON frames posted to it."""
-    from moto import mock_aws
     from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 
     from common.ws import aws as aws_door
 
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
     aws_door.reset_clients()
-    with mock_aws():
+    with mocked_aws(monkeypatch):
         backend = apigatewaymanagementapi_backends["123456789012"]["us-east-1"]
 
         def posted(conn_id: str) -> list[Any]:
