@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.utils.lambda_events import FakeLambdaContext, http_event, response_json
+from tests.utils.lambda_events import invoke, response_json
 
 CALC = "def add(a, b):\n    return a - b\n"
 CALC_RIGHT = "def add(a, b):\n    return a + b\n"
@@ -23,9 +23,7 @@ needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="node is no
 
 
 def post(function: str, path: str, key: str, body: Any) -> tuple[int, Any]:
-    module = __import__(f"functions.{function}.handler", fromlist=["handler"])
-    event = http_event("POST", path, body=body, headers={"X-API-Key": key})
-    response = module.handler(event, FakeLambdaContext())
+    response = invoke(function, "POST", path, key, body=body)
     return response["statusCode"], response_json(response)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.utils.lambda_events import FakeLambdaContext, http_event, response_json
+from tests.utils.lambda_events import invoke, response_json
 
 # `dispatch` has complexity 14 (rank C); line 20 runs a shell (bandit B602, high).
 COMPLEX = """\
@@ -61,11 +61,7 @@ REVIEW = {
 
 
 def call(function: str, method: str, path: str, key: str | None, body: Any = None) -> Any:
-    module = __import__(f"functions.{function}.handler", fromlist=["handler"])
-    headers = {"X-API-Key": key} if key else {}
-    response = module.handler(
-        http_event(method, path, body=body, headers=headers), FakeLambdaContext()
-    )
+    response = invoke(function, method, path, key, body=body)
     return response["statusCode"], response_json(response)
 
 

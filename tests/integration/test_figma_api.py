@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.figma.fake_figma import FakeFigma
-from tests.utils.lambda_events import FakeLambdaContext, http_event, response_json
+from tests.utils.lambda_events import invoke, response_json
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "figma"
 DESIGN_SYSTEM = (FIXTURES / "design_system.json").read_bytes()
@@ -38,10 +38,7 @@ def call(
     body: Any = None,
     raw: bytes | None = None,
 ) -> tuple[int, dict[str, str], Any]:
-    module = __import__(f"functions.{function}.handler", fromlist=["handler"])
-    headers = {"X-API-Key": key} if key else {}
-    event = http_event(method, path, body=body, raw_body=raw, headers=headers)
-    response = module.handler(event, FakeLambdaContext())
+    response = invoke(function, method, path, key, body=body, raw=raw)
     return response["statusCode"], response.get("headers") or {}, response_json(response)
 
 

@@ -15,7 +15,7 @@ from uuid import UUID
 import pytest
 
 from tests.utils.git_http import GitHttpServer
-from tests.utils.lambda_events import FakeLambdaContext, http_event, response_json
+from tests.utils.lambda_events import invoke, response_json
 
 TOKEN = "ghp_" + "T0kenSecret" * 3 + "a1b2"
 APP = "def greet(name):\n    return 'Hello, ' + name\n"
@@ -24,9 +24,7 @@ MERGED = "def greet(name):\n    return 'Hi there, ' + name + '!'\n"
 
 
 def call(function: str, method: str, path: str, key: str, body: Any = None) -> tuple[int, Any]:
-    module = __import__(f"functions.{function}.handler", fromlist=["handler"])
-    event = http_event(method, path, body=body, headers={"X-API-Key": key})
-    response = module.handler(event, FakeLambdaContext())
+    response = invoke(function, method, path, key, body=body)
     return response["statusCode"], response_json(response)
 
 

@@ -25,7 +25,7 @@ from common.jobs.runner import RunSettings, process_job
 from common.jobs.store import PostgresJobStore, get_job_store
 from common.jobs.worker import StreamWorker, WorkerSettings
 from tests.utils.aws import mocked_aws
-from tests.utils.lambda_events import FakeLambdaContext, http_event, response_json
+from tests.utils.lambda_events import FakeLambdaContext, invoke, response_json
 
 LEASE_S = 1.5
 LIMITS = RunSettings(lease_s=LEASE_S, max_attempts=3)
@@ -35,9 +35,7 @@ LIMITS = RunSettings(lease_s=LEASE_S, max_attempts=3)
 
 
 def call(function: str, method: str, path: str, key: str | None) -> tuple[int, Any]:
-    module = __import__(f"functions.{function}.handler", fromlist=["handler"])
-    headers = {"X-API-Key": key} if key else {}
-    response = module.handler(http_event(method, path, headers=headers), FakeLambdaContext())
+    response = invoke(function, method, path, key)
     return response["statusCode"], response_json(response)
 
 

@@ -11,14 +11,11 @@ from uuid import UUID
 import pytest
 
 from tests.integration.test_storage_api import upload
-from tests.utils.lambda_events import FakeLambdaContext, http_event, response_json
+from tests.utils.lambda_events import FakeLambdaContext, http_event, invoke, response_json
 
 
 def call(function: str, path: str, key: str | None, query: str = "") -> tuple[int, Any]:
-    module = __import__(f"functions.{function}.handler", fromlist=["handler"])
-    headers = {"X-API-Key": key} if key else {}
-    event = http_event("GET", path, headers=headers, query=query)
-    response = module.handler(event, FakeLambdaContext())
+    response = invoke(function, "GET", path, key, query=query)
     return response["statusCode"], response_json(response)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.utils.lambda_events import FakeLambdaContext, http_event, response_json
+from tests.utils.lambda_events import invoke, response_json
 
 FILES = {
     "src/ranges.py": (
@@ -34,10 +34,7 @@ FILES = {
 
 
 def call(function: str, path: str, key: str | None, body: Any = None) -> tuple[int, Any]:
-    module = __import__(f"functions.{function}.handler", fromlist=["handler"])
-    headers = {"X-API-Key": key} if key else {}
-    event = http_event("POST", path, body=body, headers=headers)
-    response = module.handler(event, FakeLambdaContext())
+    response = invoke(function, "POST", path, key, body=body)
     return response["statusCode"], response_json(response)
 
 

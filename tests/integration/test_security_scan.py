@@ -11,15 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from tests.unit.test_security_findings import SAFE_STORE, assert_valid_sarif, fixture
-from tests.utils.lambda_events import FakeLambdaContext, http_event, response_json
+from tests.utils.lambda_events import invoke, response_json
 
 
 def call(function: str, method: str, path: str, key: str | None, body: Any = None) -> Any:
-    module = __import__(f"functions.{function}.handler", fromlist=["handler"])
-    headers = {"X-API-Key": key} if key else {}
-    response = module.handler(
-        http_event(method, path, body=body, headers=headers), FakeLambdaContext()
-    )
+    response = invoke(function, method, path, key, body=body)
     return response["statusCode"], response_json(response)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.utils.lambda_events import FakeLambdaContext, http_event, response_json
+from tests.utils.lambda_events import invoke, response_json
 
 
 def call(
@@ -26,16 +26,7 @@ def call(
     headers: dict[str, str] | None = None,
     query: str = "",
 ) -> tuple[int, dict[str, Any], Any]:
-    module = __import__(f"functions.{function}.handler", fromlist=["handler"])
-    event = http_event(
-        method,
-        path,
-        body=body,
-        raw_body=raw,
-        headers={"X-API-Key": key, **(headers or {})},
-        query=query,
-    )
-    response = module.handler(event, FakeLambdaContext())
+    response = invoke(function, method, path, key, body=body, raw=raw, headers=headers, query=query)
     return response["statusCode"], response.get("headers") or {}, response
 
 

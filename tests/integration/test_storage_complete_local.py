@@ -7,7 +7,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from tests.utils.lambda_events import FakeLambdaContext, http_event, response_json
+from tests.utils.lambda_events import invoke, response_json
 
 
 def call(
@@ -20,11 +20,7 @@ def call(
     raw: bytes | None = None,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, Any]:
-    module = __import__(f"functions.{function}.handler", fromlist=["handler"])
-    event = http_event(
-        method, path, body=body, raw_body=raw, headers={"X-API-Key": key, **(headers or {})}
-    )
-    response = module.handler(event, FakeLambdaContext())
+    response = invoke(function, method, path, key, body=body, raw=raw, headers=headers)
     return response["statusCode"], response_json(response)
 
 

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.utils.lambda_events import FakeLambdaContext, http_event, response_json
+from tests.utils.lambda_events import FakeLambdaContext, http_event, invoke, response_json
 
 BUCKET = "projects-s3-test"
 PART = 5 * 1024 * 1024  # S3's smallest part: three parts stay cheap
@@ -79,9 +79,7 @@ def s3(set_env: Any, moto_url: str, tmp_path: Path) -> Iterator[Any]:
 def call(
     function: str, method: str, path: str, key: str, body: Any = None
 ) -> tuple[int, dict[str, Any], Any]:
-    module = __import__(f"functions.{function}.handler", fromlist=["handler"])
-    event = http_event(method, path, body=body, headers={"X-API-Key": key})
-    response = module.handler(event, FakeLambdaContext())
+    response = invoke(function, method, path, key, body=body)
     return response["statusCode"], response.get("headers") or {}, response_json(response)
 
 

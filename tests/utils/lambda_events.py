@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -84,3 +85,25 @@ def response_json(response: dict[str, Any]) -> Any:
     if response.get("isBase64Encoded"):
         body = base64.b64decode(body).decode()
     return json.loads(body) if body else None
+
+
+def invoke(
+    function: str,
+    method: str,
+    path: str,
+    key: str | None = None,
+    *,
+    body: Any = None,
+    raw: str | bytes | None = None,
+    headers: dict[str, str] | None = None,
+    query: str = "",
+) -> dict[str, Any]:
+    """Call ``functions/<function>/handler.py`` as API Gateway would, with ``key`` as
+    X-API-Key when given; the Lambda response as the handler returned it."""
+    module = importlib.import_module(f"functions.{function}.handler")
+    sent = {"X-API-Key": key} if key else {}
+    event = http_event(
+        method, path, body=body, raw_body=raw, headers={**sent, **(headers or {})}, query=query
+    )
+    response: dict[str, Any] = module.handler(event, FakeLambdaContext())
+    return response
