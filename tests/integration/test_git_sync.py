@@ -8,6 +8,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -69,24 +70,36 @@ def env(set_env: Callable[..., None]) -> None:
     queue.reset()
 
 
-@pytest.fixture
-def remote(tmp_path: Path) -> Iterator[GitHttpServer]:
-    """A served bare repository ``repo.git`` with APP and its test on main."""
+@contextmanager
+def served_repo(tmp_path: Path, files: dict[str, str]) -> Iterator[GitHttpServer]:
+    """A bare repository ``repo.git`` served over smart HTTP (user git, TOKEN), with
+    one commit of ``files`` (path: text) on main."""
     root = tmp_path / "srv"
     root.mkdir()
     git("init", "--quiet", "--bare", "-b", "main", "repo.git", cwd=root)
     seed = tmp_path / "seed"
     git("clone", "--quiet", str(root / "repo.git"), str(seed), cwd=tmp_path)
     git("checkout", "--quiet", "-b", "main", cwd=seed)
-    (seed / "app.py").write_text(APP)
-    (seed / "tests").mkdir()
-    (seed / "tests" / "test_app.py").write_text(TEST.replace("Ann!", "Ann"))
+    for path, text in files.items():
+        (seed / path).parent.mkdir(parents=True, exist_ok=True)
+        (seed / path).write_text(text)
     git("add", ".", cwd=seed)
     git("commit", "--quiet", "-m", "seed", cwd=seed)
     git("push", "--quiet", "origin", "main", cwd=seed)
     server = GitHttpServer(root, user="git", token=TOKEN).start()
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Iterator[GitHttpServer]:
+    """A served bare repository ``repo.git`` with APP and its test on main."""
+    with served_repo(
+        tmp_path, {"app.py": APP, "tests/test_app.py": TEST.replace("Ann!", "Ann")}
+    ) as server:
+        yield server
 
 
 @pytest.fixture

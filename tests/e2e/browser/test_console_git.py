@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.e2e.browser.conftest import ConsolePage
-from tests.integration.test_git_sync import APP, TOKEN, git
+from tests.integration.test_git_sync import APP, TOKEN, git, served_repo
 from tests.utils.git_http import GitHttpServer
 from tests.utils.server import LocalServer
 
@@ -48,19 +48,8 @@ def server(
 @pytest.fixture
 def remote(tmp_path: Path) -> Iterator[GitHttpServer]:
     """A served bare repository ``repo.git`` with one commit on main."""
-    root = tmp_path / "srv"
-    root.mkdir()
-    git("init", "--quiet", "--bare", "-b", "main", "repo.git", cwd=root)
-    seed = tmp_path / "seed"
-    git("clone", "--quiet", str(root / "repo.git"), str(seed), cwd=tmp_path)
-    git("checkout", "--quiet", "-b", "main", cwd=seed)
-    (seed / "app.py").write_text(APP)
-    git("add", ".", cwd=seed)
-    git("commit", "--quiet", "-m", "seed", cwd=seed)
-    git("push", "--quiet", "origin", "main", cwd=seed)
-    served = GitHttpServer(root, user="git", token=TOKEN).start()
-    yield served
-    served.stop()
+    with served_repo(tmp_path, {"app.py": APP}) as served:
+        yield served
 
 
 def test_a_project_links_to_a_git_remote_syncs_and_shows_its_status(
