@@ -22,6 +22,16 @@ def call(server: LocalServer, key: str, method: str, path: str, **kwargs: Any) -
     return httpx.request(method, server.url + path, headers=headers, timeout=60, **kwargs)
 
 
+def start_upload(server: LocalServer, key: str, name: str, **upload: Any) -> tuple[str, str]:
+    """A new project ``name`` and an upload started in it: (project id, upload URL)."""
+    created = call(server, key, "POST", "/api/projects", json={"name": name})
+    assert created.status_code == 201, created.text
+    pid = created.json()["id"]
+    started = call(server, key, "POST", f"/api/projects/{pid}/uploads", json=upload)
+    assert started.status_code == 201, started.text
+    return pid, started.json()["upload_url"]
+
+
 def send_half_and_hang_up(
     server: LocalServer, key: str, path: str, data: bytes, first: int, total: int
 ) -> None:
@@ -42,18 +52,9 @@ def test_an_interrupted_upload_resumes_and_downloads_by_range(
 ) -> None:
     data = os.urandom(3 * CHUNK + 12345)
     digest = hashlib.sha256(data).hexdigest()
-    created = call(server, api_key, "POST", "/api/projects", json={"name": "big"})
-    assert created.status_code == 201, created.text
-    pid = created.json()["id"]
-    started = call(
-        server,
-        api_key,
-        "POST",
-        f"/api/projects/{pid}/uploads",
-        json={"filename": "blob.bin", "size": len(data), "sha256": digest},
+    pid, url = start_upload(
+        server, api_key, "big", filename="blob.bin", size=len(data), sha256=digest
     )
-    assert started.status_code == 201, started.text
-    url = started.json()["upload_url"]
 
     # Given the first chunk sent whole
     first = call(

@@ -10,20 +10,14 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 
+from tests.e2e.test_storage_http import CHUNK, call, start_upload
 from tests.utils.server import LocalServer
 
-CHUNK = 1 << 20
 PIECE = 64 * 1024
 WRITERS = 4
-
-
-def call(server: LocalServer, key: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    headers = {"X-API-Key": key, **kwargs.pop("headers", {})}
-    return httpx.request(method, server.url + path, headers=headers, timeout=60, **kwargs)
 
 
 def slowly(data: bytes) -> Iterator[bytes]:
@@ -66,17 +60,7 @@ def race(
 
 def test_racing_writers_of_a_chunk_are_serialised(server: LocalServer, api_key: str) -> None:
     total = 2 * CHUNK
-    created = call(server, api_key, "POST", "/api/projects", json={"name": "race"})
-    pid = created.json()["id"]
-    started = call(
-        server,
-        api_key,
-        "POST",
-        f"/api/projects/{pid}/uploads",
-        json={"filename": "raced.bin", "size": total},
-    )
-    assert started.status_code == 201, started.text
-    url = started.json()["upload_url"]
+    pid, url = start_upload(server, api_key, "race", filename="raced.bin", size=total)
 
     # Given four writers sending different bytes for the first chunk at the same time
     heads = [os.urandom(CHUNK) for _ in range(WRITERS)]
