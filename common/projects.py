@@ -6,7 +6,6 @@ same 404 as for a project that does not exist, so ids reveal nothing.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
@@ -16,7 +15,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from common.errors import InvalidInput, NotFound
 from common.memory.embedders import get_embedder
-from common.memory.index import index_files, search
+from common.memory.index import find
 from common.memory.models import IndexReport, SearchOutput
 from common.paging import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, field_error, next_cursor
 from common.stores.projects_store import ProjectStore
@@ -182,7 +181,10 @@ def list_projects(
 def index_project(
     *, project_id: UUID, owner_key_id: UUID, files: dict[str, str], store: ProjectStore
 ) -> IndexReport:
-    """Index the project's files (the whole set) for semantic search.
+    """Keep ``files`` (the whole set) as the project's files and index them now.
+
+    For small inputs given in a body; stored files (uploads, git) are indexed by the
+    project's index job (:mod:`common.memory.project_index`).
 
     Raises
     ------
@@ -191,39 +193,14 @@ def index_project(
     StoreUnavailable, ModelUnavailable, ModelNotPulled, ModelTimeout, ModelError
         Qdrant or the embedder failed.
     """
+    from common.memory.project_index import index_stored_files
+    from common.storage.tree import store_texts
+
     get_project(project_id=project_id, owner_key_id=owner_key_id, store=store)
-    report = index_files(project_id=project_id, files=files)
-    save_project_files(project_id, files)
-    store.touch_project(project_id)
-    return report
-
-
-def save_project_files(project_id: UUID, files: dict[str, str], *, replace: bool = True) -> None:
-    """Keep ``files`` as the project's files in MongoDB: the whole set, or with
-    ``replace=False`` added to (and over) those already kept, as an upload does."""
-    from pymongo import DeleteMany, ReplaceOne
-
-    from common.stores.mongo import get_mongo
-
-    pid = str(project_id)
-    writes: list[Any] = [
-        ReplaceOne(
-            {"project_id": pid, "path": path},
-            {
-                "project_id": pid,
-                "path": path,
-                "content": content,
-                "sha256": hashlib.sha256(content.encode()).hexdigest(),
-            },
-            upsert=True,
-        )
-        for path, content in files.items()
-    ]
-    if replace:
-        writes.append(DeleteMany({"project_id": pid, "path": {"$nin": list(files)}}))
-    if not writes:
-        return
-    get_mongo()["project_files"].bulk_write(writes, ordered=False)
+    change = store_texts(
+        project_id=project_id, owner_key_id=owner_key_id, files=files, queue_index=False
+    )
+    return index_stored_files(project_id=project_id, revision=change.revision)
 
 
 def load_project_files(*, project_id: UUID, owner_key_id: UUID) -> dict[str, str]:
@@ -259,5 +236,5 @@ def search_project(
     """
     get_project(project_id=project_id, owner_key_id=owner_key_id, store=store)
     embedder = get_embedder()
-    hits = search(project_id, query, k, embedder=embedder)
-    return SearchOutput(hits=hits, embedder=embedder.name)
+    found = find(project_id, query, k, embedder=embedder)
+    return SearchOutput(hits=found.hits, embedder=embedder.name, revision=found.revision)

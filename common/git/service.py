@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from common.auth import Principal
     from common.jobs import JobAccepted, JobContext
     from common.models import ModelClient
+    from common.storage.tree import TreeChange
 
 log = get_logger("git.service")
 
@@ -300,6 +301,8 @@ class _Repo:
         self.folder = workspace_of(settings, row["id"])
         self.path = self.folder / "repo"
         self.branch = str(row["git_branch"] or "main")
+        self.owner_key_id = row["owner_key_id"]
+        self.project_id = row["id"]
         # Checked again at use: the name may resolve elsewhere now (DNS rebinding).
         self.remote = gitcmd.check_remote_url(
             str(row["git_remote"]), allow_private=settings.ALLOW_PRIVATE_GIT_HOSTS
@@ -384,6 +387,7 @@ def sync_project(
             if push:
                 repo.push()
             head = repo.head()
+            change = store_branch(repo, project_id=project_id, owner_key_id=row_owner(repo))
         except Exception as exc:
             if run_id is not None:
                 message = getattr(exc, "message", type(exc).__name__)
@@ -391,7 +395,59 @@ def sync_project(
             raise
         if run_id is not None:
             store.update_run(run_id, status="succeeded", message=f"at {head[:12]}")
-        return {"status": "succeeded", "cloned": cloned, "pushed": push, "head": head}
+        return {
+            "status": "succeeded",
+            "cloned": cloned,
+            "pushed": push,
+            "head": head,
+            "files": None if change is None else change.model_dump(exclude={"unchanged"}),
+        }
+
+
+def row_owner(repo: _Repo) -> UUID:
+    return UUID(str(repo.owner_key_id))
+
+
+# git ls-files -s modes of what the stored tree keeps: regular files. Symlinks
+# (120000) could point out of the tree; submodules (160000) are other repositories.
+_REGULAR_MODES = {"100644", "100755"}
+
+
+def store_branch(repo: _Repo, *, project_id: UUID, owner_key_id: UUID) -> TreeChange | None:
+    """The branch's tracked files as the project's stored files, when the commit is not
+    the one stored already; None when it is. Only paths git says changed since the
+    stored commit are read again."""
+    from common.storage.tree import Source, source_of, store_directory
+
+    head = repo.head()
+    stored, _ = source_of(project_id)
+    if stored.kind == "git" and stored.revision == head:
+        return None
+    listing = repo.git(["ls-files", "-s", "-z"])
+    names = []
+    for entry in listing.split("\0"):
+        if not entry:
+            continue
+        meta, _, path = entry.partition("\t")
+        if meta.split(" ", 1)[0] in _REGULAR_MODES:
+            names.append(path)
+    unchanged: set[str] | None = None
+    if stored.kind == "git" and stored.revision:
+        try:
+            moved = repo.git(["diff", "--name-only", "-z", stored.revision, head])
+        except gitcmd.GitError:
+            moved = None  # the stored commit is gone (a force push): read everything
+        if moved is not None:
+            touched = {p for p in moved.split("\0") if p}
+            unchanged = {n for n in names if n not in touched}
+    return store_directory(
+        project_id=project_id,
+        owner_key_id=owner_key_id,
+        root=repo.path,
+        names=names,
+        source=Source(kind="git", revision=head, ref=repo.branch),
+        unchanged=unchanged,
+    )
 
 
 class FileProposal(BaseModel):
@@ -603,6 +659,8 @@ def _commit(
     # -m puts the message in argv: it is the model's or the caller's text, never a secret.
     repo.git(["commit", "--quiet", "--no-verify", "-m", message])
     repo.push()
+    # The merged branch is the project's files now (and its index follows).
+    store_branch(repo, project_id=UUID(str(repo.project_id)), owner_key_id=row_owner(repo))
     return {"status": "merged", "head": repo.head(), "message": message, "resolved": resolved}
 
 

@@ -35,6 +35,8 @@ KINDS: dict[str, str] = {
     "kubernetes": "common.kubernetes.generate:run_job",
     "git_sync": "common.git.service:run_sync_job",
     "git_merge": "common.git.service:run_merge_job",
+    # A project's stored files into its index (common/memory/project_index.py).
+    "index": "common.memory.project_index:run_job",
     # An S3 upload's finishing read: its SHA-256, and unpacking (common/storage/s3_uploads.py).
     "storage_finish": "common.storage.s3_uploads:run_finish_job",
 }

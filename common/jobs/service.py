@@ -7,7 +7,7 @@ A job belongs to the API key that submitted it: any other key gets the same
 from __future__ import annotations
 
 import json
-from typing import Any, get_args
+from typing import Any, Protocol, get_args
 from uuid import UUID
 
 from common.auth import Principal
@@ -31,11 +31,19 @@ from common.paging import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, field_error, 
 log = get_logger("jobs")
 
 
+class KeyHolder(Protocol):
+    """Whose job it is: a caller's :class:`~common.auth.Principal`, or the key that owns
+    a project when a job queues follow-up work (an index after a sync)."""
+
+    @property
+    def key_id(self) -> UUID: ...
+
+
 def submit_job(
     *,
     kind: str,
     input: dict[str, Any],
-    principal: Principal,
+    principal: KeyHolder,
     project_id: UUID | None = None,
     store: JobStore | None = None,
     queue: JobQueue | None = None,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, Field
 
@@ -51,11 +53,14 @@ FileContent = Annotated[str, Field(max_length=MAX_FILE_CHARS)]
 class IndexInput(BaseModel):
     """The project's files, path -> content: the whole set, not a change list.
 
-    A file indexed before and missing here is removed from the index.
+    A file indexed before and missing here is removed from the index. Without
+    ``files`` (or without a body) the stored files are indexed, as a job.
     """
 
-    files: dict[ProjectPath, FileContent] = Field(
-        ..., max_length=MAX_FILES, description="Relative POSIX path -> file content."
+    files: dict[ProjectPath, FileContent] | None = Field(
+        None,
+        max_length=MAX_FILES,
+        description="Relative POSIX path -> file content; absent: index the stored files.",
     )
 
 
@@ -73,6 +78,8 @@ class IndexReport(BaseModel):
     recreated: bool = Field(
         False, description="The index was made by another embedder and was rebuilt."
     )
+    files_read: int = Field(0, description="Files read and chunked: new or changed ones.")
+    revision: str | None = Field(None, description="The revision of the files indexed.")
 
 
 def _not_blank(text: str) -> str:
@@ -101,3 +108,30 @@ class Hit(BaseModel):
 class SearchOutput(BaseModel):
     hits: list[Hit]
     embedder: str
+    revision: str | None = Field(
+        None, description="The revision of the last completed index the hits come from."
+    )
+
+
+IndexStateName = Literal["none", "queued", "running", "ready", "failed"]
+
+
+class IndexFailure(BaseModel):
+    code: str
+    message: str
+
+
+class IndexState(BaseModel):
+    """Where the project's index stands."""
+
+    state: IndexStateName = "none"
+    revision: str | None = Field(None, description="The revision of the last completed index.")
+    pending_revision: str | None = Field(
+        None, description="The revision a queued or running job is indexing."
+    )
+    chunks: int = 0
+    files: int = 0
+    embedder: str | None = None
+    indexed_at: datetime | None = None
+    job_id: UUID | None = Field(None, description="The latest index job.")
+    last_error: IndexFailure | None = None

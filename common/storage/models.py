@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field, StringConstraints
+
+from common.memory.models import IndexState
+from common.storage.tree import FileKind, Source
 
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$", to_lower=True)]
 
@@ -57,6 +60,8 @@ class StoredFile(BaseModel):
     size: int
     sha256: str
     version: int
+    kind: FileKind = Field("text", description="text: read as code; binary, oversized: not.")
+    reason: str | None = Field(None, description="Why the file is not read as code.")
 
 
 class TreeNode(BaseModel):
@@ -71,7 +76,12 @@ class ProjectDetail(BaseModel):
     id: UUID
     name: str
     created_at: datetime
-    version: int
+    version: int = Field(description="The files' version: one more each change.")
     size_bytes: int
     files: list[StoredFile]
     tree: TreeNode
+    source: Source = Field(description="Where the files came from, at which revision.")
+    index: IndexState = Field(description="The index: the revision indexed, chunks, job.")
+    environment: dict[str, Any] | None = Field(
+        None, description="The dependencies' environment built from the manifests."
+    )

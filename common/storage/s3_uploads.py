@@ -185,14 +185,8 @@ def finish(s3: S3Storage, doc: dict[str, Any]) -> UploadPublic:
     StoreUnavailable
         S3 or a store failed: the job may run again.
     """
-    from common.storage.service import (
-        TEXT_FILE_MAX_BYTES,
-        ChecksumMismatch,
-        _public,
-        _quota_check,
-        record_files,
-        text_of,
-    )
+    from common.storage.service import ChecksumMismatch, _public, _quota_check, record_files
+    from common.storage.tree import TEXT_FILE_MAX_BYTES, text_of
     from common.storage.unpack import archive_kind, safe_member_path
 
     if doc["state"] != "verifying":

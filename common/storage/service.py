@@ -33,7 +33,7 @@ import anyio.to_thread
 from common.config import get_settings
 from common.errors import AppError, BadRequest, Conflict, InvalidInput, NotFound, PayloadTooLarge
 from common.logs import get_logger
-from common.projects import get_project, save_project_files
+from common.projects import get_project
 from common.storage import store
 from common.storage.models import (
     ProjectDetail,
@@ -43,6 +43,8 @@ from common.storage.models import (
     UploadPublic,
 )
 from common.storage.ranges import parse_content_range, parse_range
+from common.storage.tree import Source, commit_tree, file_sha256, read_texts, source_of
+from common.storage.tree import files_dir as tree_dir
 from common.storage.unpack import (
     UnpackLimits,
     archive_kind,
@@ -50,14 +52,11 @@ from common.storage.unpack import (
     safe_member_path,
     unpack_archive,
 )
-from common.stores.projects_store import ProjectStore, get_project_store
+from common.stores.projects_store import ProjectStore
 
 log = get_logger("storage")
 
 _PIECE = 1 << 20
-# Text files up to this size also go to `project_files`, where the code actions'
-# `project_id` input reads them.
-TEXT_FILE_MAX_BYTES = 2 * 1024 * 1024
 # The running hashes, (upload id) -> (offset, hash); bounded by the uploads in flight.
 _HASHES: dict[str, tuple[int, Any]] = {}
 # How long a chunk waits for another writer of the same upload before a 409: long
@@ -77,10 +76,10 @@ class UploadBusy(Conflict):
     code = "upload_busy"
 
 
-def _quota_check(owner_key_id: UUID, adding: int) -> None:
+def _quota_check(owner_key_id: UUID, adding: int, *, freed: int = 0) -> None:
     quota = get_settings().STORAGE_QUOTA_BYTES
     used = store.used_bytes(owner_key_id)
-    if used + adding > quota:
+    if used - freed + adding > quota:
         raise QuotaExceeded(
             f"this key keeps {used} bytes; {adding} more would pass STORAGE_QUOTA_BYTES",
             details={"quota_bytes": quota, "used_bytes": used},
@@ -403,14 +402,6 @@ def _fail(doc: dict[str, Any], part: Path) -> None:
     _sessions().update_one({"_id": doc["_id"]}, {"$set": {"state": "failed"}})
 
 
-def _file_sha256(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with path.open("rb") as source:
-        while piece := source.read(_PIECE):
-            hasher.update(piece)
-    return hasher.hexdigest()
-
-
 def unpack_limits() -> UnpackLimits:
     settings = get_settings()
     return UnpackLimits(
@@ -422,19 +413,20 @@ def unpack_limits() -> UnpackLimits:
 
 
 def describe_files(
-    sources: dict[str, Path], owner_key_id: UUID, digest: str | None
+    sources: dict[str, Path], owner_key_id: UUID, digest: str | None, *, freed: int = 0
 ) -> tuple[dict[str, int], dict[str, str], dict[str, str]]:
-    """Sizes (checked against the quota), SHA-256s (``digest`` for a single file already
-    hashed) and the text files' contents of files about to be stored.
+    """Sizes (checked against the quota, less ``freed``: the bytes of stored files they
+    replace), SHA-256s (``digest`` for a single file already hashed) and the text files'
+    contents of files about to be stored.
 
     Raises
     ------
     QuotaExceeded
     """
     sizes = {name: path.stat().st_size for name, path in sources.items()}
-    _quota_check(owner_key_id, sum(sizes.values()))
-    hashes = {name: digest or _file_sha256(path) for name, path in sources.items()}
-    return sizes, hashes, _texts(sources, sizes)
+    _quota_check(owner_key_id, sum(sizes.values()), freed=freed)
+    hashes = {name: digest or file_sha256(path) for name, path in sources.items()}
+    return sizes, hashes, read_texts(sources, sizes)
 
 
 def _complete(doc: dict[str, Any], owner_key_id: UUID, hasher: Any) -> UploadPublic:
@@ -443,7 +435,7 @@ def _complete(doc: dict[str, Any], owner_key_id: UUID, hasher: Any) -> UploadPub
     uid, pid = doc["_id"], doc["project_id"]
     part = _part_path(pid, uid)
     root = store.storage_root(pid)
-    digest = hasher.hexdigest() if hasher is not None else _file_sha256(part)
+    digest = hasher.hexdigest() if hasher is not None else file_sha256(part)
     if doc.get("sha256") and doc["sha256"] != digest:
         _fail(doc, part)
         raise ChecksumMismatch(
@@ -461,14 +453,16 @@ def _complete(doc: dict[str, Any], owner_key_id: UUID, hasher: Any) -> UploadPub
             staging.mkdir(parents=True)
             names = unpack_archive(part, kind, staging, unpack_limits())
             sources = {name: staging / name for name in names}
+        # An archive is the whole project: the files it replaces free their bytes.
+        freed = 0 if kind is None else store.usage_by_project([UUID(pid)]).get(UUID(pid), (0, 0))[0]
         sizes, hashes, texts = describe_files(
-            sources, owner_key_id, digest if kind is None else None
+            sources, owner_key_id, digest if kind is None else None, freed=freed
         )
     except AppError:
         remove_tree(staging)
         _fail(doc, part)
         raise
-    files_dir = root / "files"
+    files_dir = tree_dir(pid)
     for name, source in sources.items():
         target = files_dir / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -488,69 +482,32 @@ def record_files(
     texts: dict[str, str],
     digest: str,
 ) -> UploadPublic:
-    """The metadata of an upload's stored files, once they are in place (disk or S3): a
-    new project version, each file's size and hash, the text files for the code actions,
-    and the session marked complete."""
-    from pymongo import ReturnDocument, UpdateOne
-
-    from common.stores.mongo import get_mongo
-
+    """The metadata of an upload's stored files, once they are in place (disk or S3):
+    the project's files (an archive is the whole project: files it no longer has are
+    removed; a single file is added), and the session marked complete."""
     uid, pid = doc["_id"], doc["project_id"]
-    db = get_mongo()
-    meta = db["project_meta"].find_one_and_update(
-        {"project_id": pid},
-        {"$inc": {"storage_version": 1}},
-        upsert=True,
-        return_document=ReturnDocument.AFTER,
+    change = commit_tree(
+        project_id=pid,
+        owner_key_id=owner_key_id,
+        names=names,
+        sizes=sizes,
+        hashes=hashes,
+        texts=texts,
+        source=Source(kind="upload", revision=digest, ref=doc["filename"]),
+        replace=archive_kind(doc["filename"]) is not None,
     )
-    version = int((meta or {}).get("storage_version", 1))
-    writes = [
-        UpdateOne(
-            {"project_id": pid, "path": name},
-            {
-                "$set": {
-                    "owner_key_id": str(owner_key_id),
-                    "size": sizes[name],
-                    "sha256": hashes[name],
-                    "version": version,
-                }
-            },
-            upsert=True,
-        )
-        for name in names
-    ]
-    if writes:
-        db["storage_files"].bulk_write(writes, ordered=False)
-    save_project_files(UUID(pid), texts, replace=False)
-    get_project_store().touch_project(UUID(pid))
-    done = {"state": "complete", "result_sha256": digest, "files": len(names), "version": version}
+    done = {
+        "state": "complete",
+        "result_sha256": digest,
+        "files": len(names),
+        "version": change.version,
+    }
     _sessions().update_one({"_id": uid}, {"$set": done})
     doc.update(done)
     log.info(
         "upload complete", extra={"project_id": pid, "files": len(names), "bytes": doc["offset"]}
     )
     return _public(doc)
-
-
-def _texts(sources: dict[str, Path], sizes: dict[str, int]) -> dict[str, str]:
-    texts: dict[str, str] = {}
-    for name, path in sources.items():
-        if sizes[name] > TEXT_FILE_MAX_BYTES:
-            continue
-        text = text_of(path.read_bytes())
-        if text is not None:
-            texts[name] = text
-    return texts
-
-
-def text_of(data: bytes) -> str | None:
-    """``data`` as text, or None for a binary file (a NUL byte, or not UTF-8)."""
-    if b"\x00" in data:
-        return None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
 
 
 def _tree(files: list[StoredFile]) -> TreeNode:
@@ -585,6 +542,7 @@ def project_detail(*, project_id: UUID, owner_key_id: UUID, store_: ProjectStore
     NotFound
         Not the caller's project.
     """
+    from common.memory.project_index import index_state
     from common.stores.mongo import get_mongo
 
     project = get_project(project_id=project_id, owner_key_id=owner_key_id, store=store_)
@@ -592,19 +550,24 @@ def project_detail(*, project_id: UUID, owner_key_id: UUID, store_: ProjectStore
     pid = str(project_id)
     cursor = (
         db["storage_files"]
-        .find({"project_id": pid}, {"_id": 0, "path": 1, "size": 1, "sha256": 1, "version": 1})
+        .find(
+            {"project_id": pid},
+            {"_id": 0, "path": 1, "size": 1, "sha256": 1, "version": 1, "kind": 1, "reason": 1},
+        )
         .sort("path", 1)
     )
     files = [StoredFile.model_validate(doc) for doc in cursor]
-    meta = db["project_meta"].find_one({"project_id": pid}) or {}
+    source, version = source_of(pid)
     return ProjectDetail(
         id=project.id,
         name=project.name,
         created_at=project.created_at,
-        version=int(meta.get("storage_version", 0)),
+        version=version,
         size_bytes=sum(f.size for f in files),
         files=files,
         tree=_tree(files),
+        source=source,
+        index=index_state(pid),
     )
 
 

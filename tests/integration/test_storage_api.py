@@ -125,8 +125,19 @@ def test_a_file_sent_in_chunks_is_stored_with_its_hash_and_served_by_range(
     status, shown = detail(api_key, project)
     assert status == 200, shown
     assert shown["files"] == [
-        {"path": "src/notes.txt", "size": 2500, "sha256": digest, "version": 1}
+        {
+            "path": "src/notes.txt",
+            "size": 2500,
+            "sha256": digest,
+            "version": 1,
+            "kind": "text",
+            "reason": None,
+        }
     ]
+    # And where the files came from, with the index job the change queued
+    assert shown["source"]["kind"] == "upload" and shown["source"]["revision"] == digest
+    assert shown["source"]["ref"] == "src/notes.txt" and shown["source"]["changed_at"]
+    assert shown["index"]["state"] == "queued" and shown["index"]["pending_revision"] == digest
     assert shown["size_bytes"] == 2500 and shown["version"] == 1
     src = shown["tree"]["children"][0]
     assert (src["name"], src["type"], src["size"]) == ("src", "dir", 2500)

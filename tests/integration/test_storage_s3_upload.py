@@ -182,7 +182,14 @@ def test_an_interrupted_part_resumes_and_the_file_is_verified(
     assert keys_in_bucket(s3) == [f"{project}/files/src/blob.bin"]
     status, _, detail = call("projects_get", "GET", f"/api/projects/{project}", api_key)
     assert status == 200 and detail["files"] == [
-        {"path": "src/blob.bin", "size": len(data), "sha256": digest, "version": 1}
+        {
+            "path": "src/blob.bin",
+            "size": len(data),
+            "sha256": digest,
+            "version": 1,
+            "kind": "oversized",
+            "reason": "12.5 MB is over the 2 MB read as code",
+        }
     ]
     # And the download is a redirect to S3, which serves the bytes and a Range
     status, headers, _ = _download(api_key, project, "src/blob.bin")

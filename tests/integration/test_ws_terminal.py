@@ -379,13 +379,19 @@ def test_bad_frames_get_errors_then_close_4400(terminal_env: Path) -> None:
 def test_project_files_are_the_workspace(api_key: str, terminal_env: Path) -> None:
     # api_key first: the run's store settings are in place before this test's own.
     from common.auth import authenticate
-    from common.projects import create_project, save_project_files
+    from common.projects import create_project
+    from common.storage.tree import store_texts
     from common.stores.postgres import get_postgres
     from common.stores.projects_store import get_project_store
 
     key_id = authenticate(api_key, store=get_postgres()).key_id
     project = create_project(name="term", owner_key_id=key_id, store=get_project_store())
-    save_project_files(project.id, {"src/app.py": "print('from the project')\n"})
+    store_texts(
+        project_id=project.id,
+        owner_key_id=key_id,
+        files={"src/app.py": "print('from the project')\n"},
+        queue_index=False,
+    )
 
     async def scenario(handler: TerminalHandler, out: FakeOutbox) -> None:
         conn = out.open("proj", key=key_id, project_id=str(project.id))
