@@ -165,6 +165,14 @@ class Settings(BaseSettings):
     # EventBridge rule runs it every 5 minutes.
     GIT_SYNC_INTERVAL_SECONDS: float = Field(60.0, ge=0)
 
+    # A project's own dependencies (common/environments), under DATA_DIR/envs: each
+    # install gets ENV_BUILD_TIMEOUT_S; a project's environments together stay under
+    # ENV_MAX_BYTES (older ones evicted). Wheels only unless ENV_ALLOW_SDIST: building
+    # an sdist runs the package's code on the server, outside the sandbox.
+    ENV_BUILD_TIMEOUT_S: PositiveFloat = 600.0
+    ENV_MAX_BYTES: int = Field(2 * 1024**3, gt=0)
+    ENV_ALLOW_SDIST: bool = False
+
     @field_validator("OLLAMA_HOST", mode="before")
     @classmethod
     def _ollama_scheme(cls, value: object) -> object:

@@ -57,6 +57,14 @@ class InvalidInput(AppError):
     code = "invalid_input"
 
 
+class EnvironmentFailed(AppError):
+    """A project's dependencies could not be installed; ``installer`` holds the tail of
+    the installer's output, ``manifests`` the files it installed from."""
+
+    status = 422
+    code = "environment_failed"
+
+
 class Unauthorized(AppError):
     status = 401
     code = "unauthorized"

@@ -238,3 +238,32 @@ def search_project(
     embedder = get_embedder()
     found = find(project_id, query, k, embedder=embedder)
     return SearchOutput(hits=found.hits, embedder=embedder.name, revision=found.revision)
+
+
+def load_project_file(*, project_id: UUID, owner_key_id: UUID, path: str) -> str:
+    """One stored file's text.
+
+    Raises
+    ------
+    NotFound
+        Not the caller's project.
+    InvalidInput
+        No such file, or one not read as code (binary, oversized): ``fields`` says so.
+    """
+    from common.stores.mongo import get_mongo
+    from common.stores.projects_store import get_project_store
+
+    get_project(project_id=project_id, owner_key_id=owner_key_id, store=get_project_store())
+    doc = get_mongo()["project_files"].find_one(
+        {"project_id": str(project_id), "path": path}, {"_id": 0, "content": 1}
+    )
+    if doc is None:
+        raise InvalidInput(
+            "`path` names no file of the project that is read as code",
+            details={
+                "fields": [
+                    field_error("body.path", "unknown_file", "not a text file of the project")
+                ]
+            },
+        )
+    return str(doc["content"])

@@ -990,7 +990,7 @@ def analyze_request(
     started = time.monotonic()
     step = on_progress or (lambda _step, _percent, _message: None)
     step("load", 5, "reading the files")
-    workspace = load_workspace(request, owner_key_id=owner_key_id)
+    workspace = load_workspace(request, owner_key_id=owner_key_id, whole=True)
     step("measure", 15, f"measuring {len(workspace.files)} file(s)")
     measured = measure_workspace(workspace, timeout_s=request.options.timeout_s)
     tool_findings = prioritise(measured.findings, measured.files)

@@ -91,7 +91,9 @@ def fix_request(
         files[_test_name(ws.primary, files)] = request.test
     limits = limits_for(ws.options)
     report(on_progress, "checking", 5, "running the checks before the fix")
-    before = run_checks(files, run_tests=ws.options.run_tests, limits=limits)
+    before = run_checks(
+        files, run_tests=ws.options.run_tests, limits=limits, repository=ws.repository
+    )
     problem = "\n\n".join(p for p in (request.error or "", before.problems()) if p)
     runs: dict[str, CheckRun] = {}
 
@@ -102,7 +104,7 @@ def fix_request(
             runs[code] = CheckRun([])
             return []
         report(on_progress, "testing", 50, "running the tests against a candidate")
-        results, reports = test_checks(candidate, limits=limits)
+        results, reports = test_checks(candidate, limits=limits, repository=ws.repository)
         runs[code] = CheckRun(results, reports)
         return results
 
@@ -144,7 +146,9 @@ def fix_request(
     fixed = checked.value.code
     final = {**files, ws.primary: fixed}
     report(on_progress, "verifying", 90, "running every check on the fixed files")
-    after = run_checks(final, run_tests=ws.options.run_tests, limits=limits)
+    after = run_checks(
+        final, run_tests=ws.options.run_tests, limits=limits, repository=ws.repository
+    )
     before_files = {ws.primary: ws.files[ws.primary]}
     output = FixOutput(
         verified=after.ok,

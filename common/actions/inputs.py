@@ -9,7 +9,7 @@ no ``..``, no absolute path, no NUL — a bad one is a 422 naming the field.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 from uuid import UUID
 
@@ -91,14 +91,29 @@ def default_filename(language: str | None, stem: str = "solution") -> str:
     return stem + (lang.extensions[0] if lang and lang.extensions else ".txt")
 
 
+@dataclass(frozen=True)
+class Repository:
+    """A stored project an action works in: its whole tree on disk, where the checks
+    and the repository's own tests run (the model sees only the named files and the
+    index's closest chunks)."""
+
+    project_id: UUID
+    tree: Path
+
+
 @dataclass
 class Workspace:
-    """The files an action works on, and which of them it is about."""
+    """The files an action works on, and which of them it is about.
+
+    With a ``repository``, ``files`` holds the named file and the tests that touch it
+    (what the model reads and the action may change), not the whole tree.
+    """
 
     files: dict[str, str]
     primary: str
     language: str | None
     options: ActionOptions = field(default_factory=ActionOptions)
+    repository: Repository | None = None
 
     @property
     def tests(self) -> list[str]:
@@ -109,11 +124,15 @@ class Workspace:
         return sorted(p for p in self.files if not is_test_path(p))
 
 
-def load_workspace(request: CodeInput, *, owner_key_id: UUID | None) -> Workspace:
+def load_workspace(
+    request: CodeInput, *, owner_key_id: UUID | None, whole: bool = False
+) -> Workspace:
     """The files of ``request`` and its primary file.
 
     The primary file is ``path`` when given, else the only (or first) source file in
-    the request's language.
+    the request's language. A stored project gives its named file and the tests that
+    touch it; with ``whole`` and no ``path`` (a scan, an analysis of the repository),
+    every file it reads as code.
 
     Raises
     ------
@@ -131,43 +150,69 @@ def load_workspace(request: CodeInput, *, owner_key_id: UUID | None) -> Workspac
     if request.files:
         files = dict(request.files)
     else:
-        from common.projects import load_project_files
-
         if request.project_id is None or owner_key_id is None:
             raise NotFound("no such project")
-        files = load_project_files(project_id=request.project_id, owner_key_id=owner_key_id)
-        if not files:
-            raise InvalidInput(
-                "the project has no stored files: index its files first",
-                details={
-                    "fields": [
-                        {
-                            "path": "body.project_id",
-                            "type": "no_files",
-                            "message": "no stored files",
-                        }
-                    ]
-                },
-            )
+        return _project_workspace(request, request.project_id, owner_key_id, whole=whole)
     if request.path is not None:
         if request.path not in files:
             raise InvalidInput(
                 "`path` names a file that is not among the files",
-                details={
-                    "fields": [
-                        {
-                            "path": "body.path",
-                            "type": "unknown_file",
-                            "message": "not among the files",
-                        }
-                    ]
-                },
+                details={"fields": [_field("body.path", "unknown_file", "not among the files")]},
             )
         primary = request.path
     else:
         primary = _guess_primary(files, request.language)
     language = detect_language(files[primary], path=primary, hint=request.language)
     return Workspace(files, primary, language, request.options)
+
+
+# The tests beside the named file that the model reads with it.
+MAX_RELATED_TESTS = 4
+
+
+def _project_workspace(
+    request: CodeInput, project_id: UUID, owner_key_id: UUID, *, whole: bool
+) -> Workspace:
+    """The named file of a stored project (and the tests that touch it), with the tree."""
+    from common.environments.testplan import discover_tests, tests_for
+    from common.errors import InvalidInput
+    from common.memory.project_index import StoredFiles
+    from common.projects import get_project
+    from common.storage.tree import files_dir
+    from common.stores.projects_store import get_project_store
+
+    get_project(project_id=project_id, owner_key_id=owner_key_id, store=get_project_store())
+    stored = StoredFiles(project_id)
+    paths = sorted(stored.hashes())
+    if not paths:
+        raise InvalidInput(
+            "the project has no stored files: upload, link a git remote or index files first",
+            details={"fields": [_field("body.project_id", "no_files", "no stored files")]},
+        )
+    if request.path is not None:
+        if request.path not in paths:
+            raise InvalidInput(
+                "`path` names a file that is not among the project's files read as code",
+                details={"fields": [_field("body.path", "unknown_file", "not among the files")]},
+            )
+        primary = request.path
+    else:
+        primary = _guess_primary(dict.fromkeys(paths, ""), request.language)
+    tree = files_dir(project_id)
+    if whole and request.path is None:
+        files = dict(stored.read(paths))
+        language = detect_language(files[primary], path=primary, hint=request.language)
+        return Workspace(files, primary, language, request.options, Repository(project_id, tree))
+    related = [
+        p for p in tests_for(discover_tests(tree), tree, [primary]) if p in paths and p != primary
+    ][:MAX_RELATED_TESTS]
+    files = dict(stored.read([primary, *related]))
+    language = detect_language(files[primary], path=primary, hint=request.language)
+    return Workspace(files, primary, language, request.options, Repository(project_id, tree))
+
+
+def _field(path: str, kind: str, message: str) -> dict[str, str]:
+    return {"path": path, "type": kind, "message": message}
 
 
 def _guess_primary(files: dict[str, str], hint: str | None) -> str:

@@ -99,7 +99,9 @@ def optimize_request(
     files = dict(ws.files)
     usage = Usage()
     report(on_progress, "checking", 5, "running the tests before any change")
-    before = run_checks(files, run_tests=ws.options.run_tests, limits=limits)
+    before = run_checks(
+        files, run_tests=ws.options.run_tests, limits=limits, repository=ws.repository
+    )
     tests_source: Literal["given", "generated", "none"] = "given" if ws.tests else "none"
     generated: dict[str, str] = {}
     if ws.tests and ws.options.run_tests and any(c.name.startswith("test") for c in before.failing):
@@ -114,7 +116,7 @@ def optimize_request(
         if generated:
             files.update(generated)
             tests_source = "generated"
-            before = run_checks(files, run_tests=True, limits=limits)
+            before = run_checks(files, run_tests=True, limits=limits, repository=ws.repository)
 
     runs: dict[str, CheckRun] = {}
 
@@ -123,7 +125,9 @@ def optimize_request(
             runs[code] = CheckRun([])
             return []
         report(on_progress, "testing", 60, "running the tests against a candidate")
-        results, reports = test_checks({**files, ws.primary: code}, limits=limits)
+        results, reports = test_checks(
+            {**files, ws.primary: code}, limits=limits, repository=ws.repository
+        )
         runs[code] = CheckRun(results, reports)
         return results
 
@@ -166,7 +170,10 @@ def optimize_request(
     improved = checked.value.code
     report(on_progress, "verifying", 80, "running every check on the new version")
     after = run_checks(
-        {**files, ws.primary: improved}, run_tests=ws.options.run_tests, limits=limits
+        {**files, ws.primary: improved},
+        run_tests=ws.options.run_tests,
+        limits=limits,
+        repository=ws.repository,
     )
     timings, problem = None, None
     if request.benchmark is not None:

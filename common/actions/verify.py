@@ -19,6 +19,7 @@ from common.code.languages import language_for_path
 from common.errors import ModelOutputInvalid
 
 if TYPE_CHECKING:
+    from common.actions.inputs import Repository
     from common.sandbox import Limits, TestReport
 
 # A runner's output given back to the model: its tail holds the failure.
@@ -102,10 +103,21 @@ def static_checks(files: dict[str, str], paths: Iterable[str] | None = None) -> 
 
 
 def test_checks(
-    files: dict[str, str], *, limits: Limits, coverage: bool = False
+    files: dict[str, str],
+    *,
+    limits: Limits,
+    coverage: bool = False,
+    repository: Repository | None = None,
 ) -> tuple[list[CheckResult], list[TestReport]]:
-    """Run the workspace's Python and JavaScript tests in the sandbox, one check per test."""
+    """Run the workspace's Python and JavaScript tests in the sandbox, one check per test.
+
+    With a ``repository``, its own tests run on its whole tree with ``files`` over it,
+    in its environment (see :func:`repository_checks`).
+    """
     from common.sandbox import run_node_tests, run_python_tests
+
+    if repository is not None:
+        return repository_checks(repository, files, limits=limits)
 
     tests = [p for p in files if is_test_path(p)]
     results: list[CheckResult] = []
@@ -124,15 +136,77 @@ def test_checks(
 
 
 def run_checks(
-    files: dict[str, str], *, run_tests: bool, limits: Limits, coverage: bool = False
+    files: dict[str, str],
+    *,
+    run_tests: bool,
+    limits: Limits,
+    coverage: bool = False,
+    repository: Repository | None = None,
 ) -> CheckRun:
     """Static checks of every file, then (when asked and present) the tests."""
     checks = static_checks(files)
     reports: list[TestReport] = []
     if run_tests:
-        results, reports = test_checks(files, limits=limits, coverage=coverage)
+        results, reports = test_checks(
+            files, limits=limits, coverage=coverage, repository=repository
+        )
         checks += results
     return CheckRun(checks, reports)
+
+
+def repository_checks(
+    repository: Repository, files: dict[str, str], *, limits: Limits
+) -> tuple[list[CheckResult], list[TestReport]]:
+    """The repository's own tests, as its configuration runs them, on its whole tree with
+    ``files`` (the candidate) over it, with its dependencies installed.
+
+    The tests that touch the changed files run first; when they pass and the wall
+    limit allows, the whole suite runs too, so a change that breaks another part of
+    the repository is caught. An environment that cannot be built is one failing
+    ``environment`` check with the installer's message, never a test failure.
+    """
+    import time
+
+    from common.environments.build import ensure_environment
+    from common.environments.run import run_repository_tests
+    from common.environments.testplan import discover_tests, tests_for
+    from common.errors import EnvironmentFailed
+    from common.sandbox import TestReport
+
+    plan = discover_tests(repository.tree)
+    if plan.runner in ("none", "unknown"):
+        report = TestReport(ran=False, output=plan.message)
+        return _as_checks(report), [report]
+    try:
+        environment = ensure_environment(repository.project_id, repository.tree)
+    except EnvironmentFailed as exc:
+        tail = str(exc.details.get("installer", ""))[-MAX_TEST_OUTPUT_CHARS:]
+        message = f"environment_failed: {exc.message}" + (f"\n{tail}" if tail else "")
+        return [CheckResult("environment", False, message)], [TestReport(ran=False, output=message)]
+    started = time.monotonic()
+    touching = tests_for(plan, repository.tree, sorted(files))
+    report = run_repository_tests(
+        repository.tree,
+        plan=plan,
+        environment=environment,
+        overlay=files,
+        tests=touching or None,
+        limits=limits,
+    )
+    left = limits.wall_s - (time.monotonic() - started)
+    if touching and report.ok and left > limits.wall_s / 4:
+        from dataclasses import replace
+
+        whole = run_repository_tests(
+            repository.tree,
+            plan=plan,
+            environment=environment,
+            overlay=files,
+            limits=replace(limits, wall_s=left),
+        )
+        if not whole.timed_out:
+            report = whole
+    return _as_checks(report), [report]
 
 
 def _as_checks(report: TestReport) -> list[CheckResult]:

@@ -17,6 +17,7 @@ from common.agents import prompts
 from common.agents.checked import Checked, CodeAnswer, CodeCheck, ask_code, ask_json, ask_text
 from common.auth import Principal
 from common.code.languages import detect_language
+from common.memory.models import ProjectPath
 from common.models.base import Message, ModelClient, TokenCallback, Usage
 
 
@@ -27,7 +28,12 @@ class SourceRef(BaseModel):
 
 
 class ExplainInput(BaseModel):
-    code: str = Field(min_length=1, description="The code to explain.")
+    code: str | None = Field(
+        None, min_length=1, description="The code to explain (or `project_id` and `path`)."
+    )
+    path: ProjectPath | None = Field(
+        None, description="With `project_id`: the stored file to explain, instead of `code`."
+    )
     language: str | None = Field(
         None, max_length=40, description="Its language; detected when absent."
     )
@@ -40,8 +46,8 @@ class ExplainInput(BaseModel):
 
     @field_validator("code")
     @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
             raise ValueError("must contain code, not only whitespace")
         return value
 
@@ -56,6 +62,9 @@ class ExplainOutput(BaseModel):
     language: str | None = None
     # Project files given to the model as context, cited in the explanation.
     sources: list[SourceRef] = []
+    revision: str | None = Field(
+        None, description="With `project_id`: the revision of the index the context came from."
+    )
 
 
 class ContextSnippet(BaseModel):
@@ -80,6 +89,8 @@ def explain(
     ModelOutputInvalid
         No complete, non-empty explanation within ``max_attempts``.
     """
+    # explain_request reads a project file into `code` first.
+    assert request.code is not None
     language = detect_language(request.code, hint=request.language)
     context = context or []
     messages = prompts.render(
@@ -146,17 +157,42 @@ def explain_request(
         ``project_id`` is not a project of this key.
     """
     context: list[ContextSnippet] = []
-    if request.project_id is not None:
-        from common.memory.context import project_context
+    revision = None
+    project_id = request.project_id
+    if request.code is None and (project_id is None or request.path is None):
+        from common.errors import InvalidInput
 
-        context = project_context(
-            project_id=request.project_id,
+        raise InvalidInput(
+            "give `code`, or `project_id` and `path` (a file of the project)",
+            details={"fields": [{"path": "body.code", "type": "missing", "message": "required"}]},
+        )
+    if project_id is not None:
+        from common.memory.context import project_context_at
+
+        if request.code is None and request.path is not None:
+            from common.projects import load_project_file
+
+            request = request.model_copy(
+                update={
+                    "code": load_project_file(
+                        project_id=project_id,
+                        owner_key_id=principal.key_id,
+                        path=request.path,
+                    )
+                }
+            )
+        context, revision = project_context_at(
+            project_id=project_id,
             owner_key_id=principal.key_id,
             query=f"{request.question or ''}\n{request.code}",
         )
-    return explain(
+        # The file itself is in the prompt already: its chunks would only repeat it.
+        context = [c for c in context if c.path != request.path]
+    answer = explain(
         request, model=model, context=context, max_attempts=max_attempts, on_token=on_token
     )
+    answer.revision = revision
+    return answer
 
 
 def fix(

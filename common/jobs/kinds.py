@@ -39,6 +39,8 @@ KINDS: dict[str, str] = {
     "index": "common.memory.project_index:run_job",
     # An S3 upload's finishing read: its SHA-256, and unpacking (common/storage/s3_uploads.py).
     "storage_finish": "common.storage.s3_uploads:run_finish_job",
+    # A project's dependencies installed for its own tests (common/environments/build.py).
+    "project_env": "common.environments.build:run_job",
 }
 
 _loaded: dict[str, Runner] = {}

@@ -21,6 +21,13 @@ def project_context(
     NotFound
         Not the caller's project (or no such project).
     """
+    return project_context_at(project_id=project_id, owner_key_id=owner_key_id, query=query, k=k)[0]
+
+
+def project_context_at(
+    *, project_id: UUID, owner_key_id: UUID, query: str, k: int = 5
+) -> tuple[list[ContextSnippet], str | None]:
+    """:func:`project_context` and the revision of the completed index it came from."""
     from common.projects import search_project
     from common.stores.projects_store import get_project_store
 
@@ -31,7 +38,8 @@ def project_context(
         k=k,
         store=get_project_store(),
     )
-    return [
+    snippets = [
         ContextSnippet(path=h.path, start_line=h.start_line, end_line=h.end_line, text=h.text)
         for h in found.hits
     ]
+    return snippets, found.revision

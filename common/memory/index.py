@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -84,6 +84,8 @@ class _Meta:
     completed_seq: int = 0
     revision: str | None = None
     indexed_at: float | None = None
+    # Files that give no chunk (empty, blank) by path -> hash: no point remembers them.
+    empty_files: dict[str, str] = field(default_factory=dict)
 
     def made_by(self, embedder: Embedder) -> bool:
         return (self.embedder, self.dim, self.schema) == (embedder.name, embedder.dim, SCHEMA)
@@ -114,6 +116,7 @@ def _read_meta(client: Any, collection: str, project_id: UUID | str) -> _Meta | 
             int(payload.get("completed_seq", 0)),
             payload.get("revision"),
             payload.get("indexed_at"),
+            dict(payload.get("empty_files") or {}),
         )
     except (KeyError, TypeError, ValueError):
         return None
@@ -137,11 +140,16 @@ def _write_meta(
     *,
     completed_seq: int,
     revision: str | None,
+    empty_files: dict[str, str],
 ) -> None:
     client.set_payload(
         collection,
         payload=_meta_payload(
-            embedder, completed_seq=completed_seq, revision=revision, indexed_at=time.time()
+            embedder,
+            completed_seq=completed_seq,
+            revision=revision,
+            indexed_at=time.time(),
+            empty_files=empty_files,
         ),
         points=[meta_point_id(project_id)],
         wait=True,
@@ -355,6 +363,9 @@ def index_files(
         recreated = _ensure_collection(client, collection, project_id, embedder)
         meta = _read_meta(client, collection, project_id)
         ledger = _ledger(client, collection, meta_id)
+    empty = dict(meta.empty_files) if meta else {}
+    for path, sha in empty.items():
+        ledger.setdefault(path, _Indexed(sha, {}))
     seq = (meta.completed_seq if meta else 0) + 1
     hashes = source.hashes()
     changed = sorted(p for p, sha in hashes.items() if p not in ledger or ledger[p].sha256 != sha)
@@ -377,6 +388,10 @@ def index_files(
             elif before[point_id] != (chunk.start_line, chunk.end_line):
                 moved.append((point_id, chunk))
         stale += [pid for pid in before if pid not in wanted]
+        if wanted:
+            empty.pop(path, None)
+        else:
+            empty[path] = file_sha
         if on_progress is not None and (number % 50 == 0 or number == len(changed)):
             on_progress("reading", 5 + 15 * number / max(1, len(changed)), f"{number} files read")
 
@@ -429,7 +444,15 @@ def index_files(
             if pid not in set(stale) and pid not in {m for m, _ in moved}
         ]
         _set_file_hashes(client, collection, refreshed, ledger, hashes)
-        _write_meta(client, collection, project_id, embedder, completed_seq=seq, revision=revision)
+        _write_meta(
+            client,
+            collection,
+            project_id,
+            embedder,
+            completed_seq=seq,
+            revision=revision,
+            empty_files={p: sha for p, sha in empty.items() if p in hashes},
+        )
     report = IndexReport(
         files=len(hashes),
         chunks_total=chunks_total,

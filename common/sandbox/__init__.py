@@ -14,8 +14,10 @@ Always, in both isolation modes
   threads included), no core dumps.
 - A wall timeout (``wall_s``): the whole process tree is killed, not just the child.
 - An environment built from nothing: PATH, HOME, TMPDIR, LANG and a few PYTHON*
-  switches pointing inside the sandbox. The server's variables (keys, store URLs)
-  are never copied; inherited file descriptors are closed.
+  switches pointing inside the sandbox; ``python_path`` entries (a project's
+  site-packages) come first on PYTHONPATH, before the runners' own paths. The
+  server's variables (keys, store URLs) are never copied; inherited file
+  descriptors are closed.
 - Output capped while it is read: at most ``output_bytes`` per stream are kept (the
   head and the tail, with a marker for what was cut); the rest is drained and dropped.
 - No capabilities: the bounding set is emptied and no_new_privs is set, so no setuid
@@ -42,6 +44,9 @@ sandbox's processes. So: no network device but a downed loopback, even without
 seccomp; nothing written outside the sandbox directory survives the run; no host
 process (nor its /proc/<pid>/environ) is visible; the launcher is PID 1 and when it
 exits the kernel kills everything left.
+Directories given as ``read_only`` (a project's installed dependencies, which may lie
+in the hidden data directory) are bound back at the same path and remounted read-only
+(MS_BIND|MS_REMOUNT|MS_RDONLY): writes fail with EROFS, even as the namespace's root.
 Not covered: world-readable files elsewhere on the host can be read; disk use in
 the sandbox directory is capped per file, not in total; ``cpu_s`` is per process,
 so a tree of busy processes is bounded by the wall timeout instead.
@@ -57,7 +62,9 @@ no core dumps of the server, and debuggers need privileges to attach).
 Not covered: the program sees the host's processes and can signal those of its uid
 (on Lambda: the server itself); it can write into /tmp and other writable places
 outside the sandbox directory, which are not cleaned up; the process limit is the
-uid's current count plus ``processes``, so approximate; if it kills the launcher
+uid's current count plus ``processes``, so approximate; ``read_only`` directories
+are merely readable where they are (no mount makes them read-only: a program running
+as their owner could change them); if it kills the launcher
 first, daemonised descendants survive a timeout. Without seccomp (unknown CPU,
 kernel without it, or ``SANDBOX_SECCOMP=off``) the network is blocked only by
 guards: a ``sitecustomize`` on PYTHONPATH that makes ``socket.socket`` refuse to

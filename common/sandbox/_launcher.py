@@ -6,7 +6,8 @@ and nothing from the sandbox directory. In order it:
 
 1. in namespace mode, as the namespace's root: hides the writable scratch directories
    and the server's home and project directories behind fresh size-capped tmpfs mounts
-   (binding back only the sandbox directory and the interpreter's files), then mounts
+   (binding back only the sandbox directory and the interpreter's files), binds the
+   ``read_only`` directories onto themselves and remounts them read-only, then mounts
    a /proc of the new PID namespace so no host process (nor its environment) is visible;
 2. sets the resource limits;
 3. drops root: every capability (the bounding set too), and to the sandbox's own uid
@@ -55,7 +56,12 @@ LINUX_CAPABILITY_VERSION_3 = 0x20080522
 MS_NOSUID = 2
 MS_NODEV = 4
 MS_NOEXEC = 8
+MS_RDONLY = 1
+MS_REMOUNT = 32
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
 MS_BIND = 4096
+MS_RELATIME = 1 << 21
 MS_REC = 16384
 
 # Syscalls the sandboxed program never needs, per architecture: its own socket()
@@ -200,7 +206,12 @@ def _mount(libc: ctypes.CDLL, source: str, target: str, fstype: str, flags: int,
     )
 
 
-def setup_mounts(libc: ctypes.CDLL, hides: list[dict[str, Any]], keeps: list[str]) -> None:
+def setup_mounts(
+    libc: ctypes.CDLL,
+    hides: list[dict[str, Any]],
+    keeps: list[str],
+    read_only: list[str] | None = None,
+) -> None:
     """Cover each of ``hides`` with a tmpfs; bind back the ``keeps`` that lay under it.
 
     ``unshare --mount`` has made every mount private already, so none of this reaches
@@ -223,7 +234,30 @@ def setup_mounts(libc: ctypes.CDLL, hides: list[dict[str, Any]], keeps: list[str
                     pass
             _mount(libc, f"/proc/self/fd/{fd}", kept, "", MS_BIND | MS_REC, "")
             os.close(fd)
+    for path in read_only or []:
+        # A bind of the directory onto itself is a mount of its own, which can then be
+        # made read-only without touching the host's (or a kept parent's) mount.
+        _mount(libc, path, path, "", MS_BIND | MS_REC, "")
+        _mount(libc, "", path, "", _locked_flags(path) | MS_BIND | MS_REMOUNT | MS_RDONLY, "")
     _mount(libc, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "")
+
+
+def _locked_flags(path: str) -> int:
+    """The flags a remount must keep: in a user namespace the kernel refuses to drop
+    nosuid/nodev/noexec/atime flags inherited from the host's mount."""
+    flags = os.statvfs(path).f_flag
+    keep = 0
+    for st_flag, ms_flag in (
+        (os.ST_NOSUID, MS_NOSUID),
+        (os.ST_NODEV, MS_NODEV),
+        (os.ST_NOEXEC, MS_NOEXEC),
+        (os.ST_NOATIME, MS_NOATIME),
+        (os.ST_NODIRATIME, MS_NODIRATIME),
+        (os.ST_RELATIME, MS_RELATIME),
+    ):
+        if flags & st_flag:
+            keep |= ms_flag
+    return keep
 
 
 def drop_bounding_set(libc: ctypes.CDLL) -> None:
@@ -361,7 +395,7 @@ def main(args: list[str]) -> int:
     libc = _libc()
     try:
         if config["mounts"]:
-            setup_mounts(libc, config["hides"], config["keeps"])
+            setup_mounts(libc, config["hides"], config["keeps"], config.get("read_only", []))
         set_limits(config["rlimits"])
         drop_bounding_set(libc)
         uid = config["uid"]

@@ -89,7 +89,7 @@ class TestReport:
         }
 
 
-def _count(report: TestReport) -> TestReport:
+def count_cases(report: TestReport) -> TestReport:
     for case in report.cases:
         if case.outcome == "passed":
             report.passed += 1
@@ -102,14 +102,14 @@ def _count(report: TestReport) -> TestReport:
     return report
 
 
-def _output(root: Path, *runs: RunResult) -> str:
+def run_output(root: Path, *runs: RunResult) -> str:
     parts = []
     for run in runs:
         parts += [text for text in (run.stdout, run.stderr) if text.strip()]
     return _tidy("\n".join(parts), str(root))
 
 
-def _targets(tests: list[str] | None) -> list[str]:
+def check_selection(tests: list[str] | None) -> list[str]:
     """Test selections as arguments: relative paths or node ids, never options."""
     chosen = list(tests or [])
     for item in chosen:
@@ -153,66 +153,80 @@ def run_python_tests(
     InvalidInput
         A file path or test selection leaves the sandbox.
     """
-    selection = _targets(tests)
+    selection = check_selection(tests)
     with Sandbox(files, limits=limits) as box:
-        junit = box.reports / "junit.xml"
-        pytest_args = [
+        return pytest_in(box, selection, coverage=coverage)
+
+
+def pytest_in(box: Sandbox, selection: list[str], *, coverage: bool = False) -> TestReport:
+    """Run pytest in an open sandbox's root (see :func:`run_python_tests`).
+
+    ``selection`` must already be checked (:func:`check_selection`).
+    """
+    limits = box.limits
+    pytest_args = ["-m", "pytest", *pytest_arguments(box.reports / "junit.xml", selection)]
+    data_file = box.reports / "coverage.data"
+    if coverage:
+        argv = [
+            sys.executable,
             "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            "--color=no",
-            # One broken test file must not hide how the others fare.
-            "--continue-on-collection-errors",
-            f"--junitxml={junit}",
-            # xunit1 keeps each case's file, from which the node id is rebuilt.
-            "-o",
-            "junit_family=xunit1",
-            *selection,
+            "coverage",
+            "run",
+            f"--data-file={data_file}",
+            "--source=.",
+            f"--omit={','.join(TEST_FILE_PATTERNS)}",
+            *pytest_args,
         ]
-        data_file = box.reports / "coverage.data"
-        if coverage:
-            argv = [
+    else:
+        argv = [sys.executable, *pytest_args]
+    run = box.run(argv)
+    report = TestReport(
+        ran=True,
+        cases=junit_cases(box.read_report("junit.xml"), str(box.root)),
+        output=run_output(box.root, run),
+        duration_ms=run.duration_ms,
+        isolation=run.isolation,
+        timed_out=run.timed_out,
+    )
+    if coverage and not run.timed_out:
+        json_run = box.run(
+            [
                 sys.executable,
                 "-m",
                 "coverage",
-                "run",
+                "json",
                 f"--data-file={data_file}",
-                "--source=.",
-                f"--omit={','.join(TEST_FILE_PATTERNS)}",
-                *pytest_args,
-            ]
-        else:
-            argv = [sys.executable, *pytest_args]
-        run = box.run(argv)
-        report = TestReport(
-            ran=True,
-            cases=_junit_cases(box.read_report("junit.xml"), str(box.root)),
-            output=_output(box.root, run),
-            duration_ms=run.duration_ms,
-            isolation=run.isolation,
-            timed_out=run.timed_out,
+                "-o",
+                str(box.reports / "coverage.json"),
+            ],
+            timeout_s=min(limits.wall_s, 30),
         )
-        if coverage and not run.timed_out:
-            json_run = box.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "coverage",
-                    "json",
-                    f"--data-file={data_file}",
-                    "-o",
-                    str(box.reports / "coverage.json"),
-                ],
-                timeout_s=min(limits.wall_s, 30),
-            )
-            report.duration_ms += json_run.duration_ms
-            _add_coverage(report, box.read_report("coverage.json"), str(box.root))
-    return _count(report)
+        report.duration_ms += json_run.duration_ms
+        _add_coverage(report, box.read_report("coverage.json"), str(box.root))
+    return count_cases(report)
 
 
-def _junit_cases(xml_text: str | None, root: str) -> list[TestCase]:
+def pytest_arguments(junit: Path, selection: list[str]) -> list[str]:
+    """pytest's options (after ``-m pytest``) for a sandboxed run: JUnit XML to
+    ``junit``, no cache written, every test file collected even if one is broken."""
+    return [
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--color=no",
+        # One broken test file must not hide how the others fare.
+        "--continue-on-collection-errors",
+        f"--junitxml={junit}",
+        # xunit1 keeps each case's file, from which the node id is rebuilt.
+        "-o",
+        "junit_family=xunit1",
+        *selection,
+    ]
+
+
+def junit_cases(xml_text: str | None, root: str) -> list[TestCase]:
+    """Per-test outcomes from pytest's JUnit XML (xunit1), named by node id, their
+    messages' paths relative to ``root``; none when the XML is missing or broken."""
     if not xml_text:
         return []
     try:
@@ -395,30 +409,39 @@ def run_node_tests(
         ``ran=False`` when node is not installed; otherwise per-test outcomes named
         ``"file > suite > test"`` and node's spec output. No coverage.
     """
-    selection = _targets(tests)
+    selection = check_selection(tests)
     if not node_available():
         return TestReport(ran=False, output="node is not installed on this server")
     with Sandbox(files, limits=limits) as box:
-        reporter = box.add_helper("ao-reporter.mjs", _NODE_REPORTER)
-        destination = box.reports / "node-tests.jsonl"
-        # node runs test files in parallel, one process of ~10 threads each, by the
-        # number of cores: two at a time stays well within the process limit.
-        concurrency = ["--test-concurrency=2"] if _node_version() >= (20, 10) else []
-        run = box.run(
-            [
-                "node",
-                "--test",
-                *concurrency,
-                f"--test-reporter={reporter}",
-                f"--test-reporter-destination={destination}",
-                "--test-reporter=spec",
-                "--test-reporter-destination=stdout",
-                *selection,
-            ]
-        )
-        lines = box.read_report("node-tests.jsonl") or ""
-        root = str(box.root)
-        output = _output(box.root, run)
+        return node_tests_in(box, selection)
+
+
+def node_tests_in(box: Sandbox, selection: list[str]) -> TestReport:
+    """Run ``node --test`` in an open sandbox's root (see :func:`run_node_tests`).
+
+    ``selection`` must already be checked (:func:`check_selection`); node must be
+    installed.
+    """
+    reporter = box.add_helper("ao-reporter.mjs", _NODE_REPORTER)
+    destination = box.reports / "node-tests.jsonl"
+    # node runs test files in parallel, one process of ~10 threads each, by the
+    # number of cores: two at a time stays well within the process limit.
+    concurrency = ["--test-concurrency=2"] if _node_version() >= (20, 10) else []
+    run = box.run(
+        [
+            "node",
+            "--test",
+            *concurrency,
+            f"--test-reporter={reporter}",
+            f"--test-reporter-destination={destination}",
+            "--test-reporter=spec",
+            "--test-reporter-destination=stdout",
+            *selection,
+        ]
+    )
+    lines = box.read_report("node-tests.jsonl") or ""
+    root = str(box.root)
+    output = run_output(box.root, run)
     report = TestReport(
         ran=True,
         cases=_node_cases(lines, root),
@@ -427,7 +450,7 @@ def run_node_tests(
         isolation=run.isolation,
         timed_out=run.timed_out,
     )
-    return _count(report)
+    return count_cases(report)
 
 
 def _node_cases(lines: str, root: str) -> list[TestCase]:

@@ -129,6 +129,13 @@ class Sandbox:
     hide:
         More directories to cover in namespace mode (the server's data directory when
         ``workdir`` lies in it: other sessions' workspaces, the embedded stores' files).
+    read_only:
+        Directories the program may read but not change (a project's installed
+        dependencies): in namespace mode bound read-only at the same path, even under a
+        hidden directory; in fallback mode merely readable (see the package docstring).
+    python_path:
+        Entries put on PYTHONPATH before the runners' own (pytest), so a project's
+        pinned dependencies win over the server's.
 
     Raises
     ------
@@ -146,8 +153,13 @@ class Sandbox:
         isolation: str | None = None,
         workdir: Path | None = None,
         hide: Sequence[Path] = (),
+        read_only: Sequence[Path] = (),
+        python_path: Sequence[str] = (),
     ) -> None:
         self._setup(limits, resolve_isolation(isolation), _seccomp_wanted(), workdir, hide)
+        # After _setup, which gives every sandbox (PTY ones too) the empty defaults.
+        self._read_only[:] = [os.path.realpath(p) for p in read_only]
+        self._python_path[:] = [str(p) for p in python_path]
         if files:
             try:
                 self.write(files)
@@ -173,6 +185,8 @@ class Sandbox:
             workdir = Path(workdir).resolve()
         self._workdir = workdir
         self._extra_hides = [os.path.realpath(h) for h in hide]
+        self._read_only: list[str] = []
+        self._python_path: list[str] = []
         # As root, run as a uid of our own: RLIMIT_NPROC does not bind root. Without
         # mounts to expose the interpreter, only when others can reach it at all.
         self.uid: int | None = None
@@ -333,6 +347,9 @@ class Sandbox:
     def _launch_command(self, argv: list[str], status_fd: int, *, tty: bool = False) -> list[str]:
         namespace = self.isolation == NAMESPACE
         kept = [str(self._workdir)] if self._workdir is not None else []
+        # Read-only directories must be reachable too (bound back when under a hidden
+        # directory, their parents traversable by the sandbox uid).
+        kept += self._read_only
         config = {
             "status_fd": status_fd,
             "mounts": namespace,
@@ -342,6 +359,7 @@ class Sandbox:
                 else []
             ),
             "keeps": _keeps(self._base, kept) if namespace else [],
+            "read_only": self._read_only if namespace else [],
             "rlimits": self._rlimits(),
             "uid": self.uid,
             "cwd": str(self.root),
@@ -382,7 +400,7 @@ class Sandbox:
             "PYTHONNOUSERSITE": "1",
             "NO_COLOR": "1",
         }
-        python_path = list(_runner_paths())
+        python_path = [*self._python_path, *_runner_paths()]
         if not self.seccomp:
             python_path.insert(0, str(self._lib))
             env["NODE_OPTIONS"] = f"--require={self._lib / 'no_network.cjs'}"

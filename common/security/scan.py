@@ -292,7 +292,7 @@ def security_scan_request(
     started = time.monotonic()
     stop_here = checkpoint or (lambda: None)
     report(on_progress, "load", 5, "reading the files")
-    workspace = load_workspace(request, owner_key_id=owner_key_id)
+    workspace = load_workspace(request, owner_key_id=owner_key_id, whole=True)
     report(on_progress, "scan", 15, f"scanning {len(workspace.files)} file(s)")
     result = scan_files(workspace.files, online=request.online)
     numbered = result.numbered()

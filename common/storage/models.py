@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from common.environments.models import EnvironmentSummary
 from common.memory.models import IndexState
 from common.storage.tree import FileKind, Source
 
@@ -82,6 +83,6 @@ class ProjectDetail(BaseModel):
     tree: TreeNode
     source: Source = Field(description="Where the files came from, at which revision.")
     index: IndexState = Field(description="The index: the revision indexed, chunks, job.")
-    environment: dict[str, Any] | None = Field(
+    environment: EnvironmentSummary | None = Field(
         None, description="The dependencies' environment built from the manifests."
     )

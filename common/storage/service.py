@@ -542,6 +542,7 @@ def project_detail(*, project_id: UUID, owner_key_id: UUID, store_: ProjectStore
     NotFound
         Not the caller's project.
     """
+    from common.environments import environment_summary
     from common.memory.project_index import index_state
     from common.stores.mongo import get_mongo
 
@@ -568,6 +569,7 @@ def project_detail(*, project_id: UUID, owner_key_id: UUID, store_: ProjectStore
         tree=_tree(files),
         source=source,
         index=index_state(pid),
+        environment=environment_summary(project_id),
     )
 
 
@@ -654,6 +656,9 @@ def delete_project(*, project_id: UUID, owner_key_id: UUID, store_: ProjectStore
     from common.git.service import workspace_of
 
     remove_tree(workspace_of(get_settings(), project_id))
+    from common.environments.build import remove_environments
+
+    remove_environments(project_id)
     store.delete_project_documents(project_id)
     store.delete_project_rows(project_id, owner_key_id)
     log.info("project deleted", extra={"project_id": str(project_id)})

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -260,7 +262,39 @@ def commit_tree(
         from common.memory.project_index import queue_index_job
 
         queue_index_job(project_id=UUID(pid), key_id=owner_key_id, revision=change.revision)
+    if queue_index and any(_is_manifest(p) for p in (*added, *changed, *removed)):
+        _queue_environment(UUID(pid), owner_key_id)
     return change
+
+
+_MANIFESTS = re.compile(
+    r"(^|/)(requirements[^/]*\.txt|pyproject\.toml|setup\.cfg|package(-lock)?\.json"
+    r"|npm-shrinkwrap\.json|poetry\.lock|uv\.lock|Pipfile\.lock)$"
+)
+
+
+def _is_manifest(path: str) -> bool:
+    return _MANIFESTS.search(path) is not None
+
+
+def _queue_environment(project_id: UUID, owner_key_id: UUID) -> None:
+    """Build the project's dependencies ahead of the first action that needs them."""
+    from common.jobs import submit_job
+    from common.storage.s3 import get_s3_storage
+
+    if get_s3_storage() is not None:
+        return  # the tree is in S3: the action's worker builds it from its own copy
+    submit_job(
+        kind="project_env",
+        input={"project_id": str(project_id), "tree": str(files_dir(project_id)), "force": False},
+        principal=_Key(owner_key_id),
+        project_id=project_id,
+    )
+
+
+@dataclass(frozen=True)
+class _Key:
+    key_id: UUID
 
 
 def _remove_files(project_id: str, paths: list[str]) -> None:

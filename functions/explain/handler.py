@@ -15,7 +15,7 @@ async def explain(
     body: ExplainInput, principal: PrincipalDep, model: ModelDep, settings: SettingsDep
 ) -> ExplainOutput:
     """Explain code: what it does, how, and what to watch out for."""
-    logger.debug("explain", extra={"code_chars": len(body.code), "language": body.language})
+    logger.debug("explain", extra={"code_chars": len(body.code or ""), "language": body.language})
     return await run_blocking(
         explain_request, body, principal=principal, model=model, max_attempts=settings.MAX_ATTEMPTS
     )
