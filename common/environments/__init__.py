@@ -16,13 +16,9 @@ installers and the sandbox are imported by the submodules only.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from uuid import UUID
 
 from common.environments.models import EnvironmentSummary
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["EnvironmentSummary", "environment_summary"]
 

@@ -158,6 +158,10 @@ def tests_for(plan: TestPlan, tree: Path, changed: list[str]) -> list[str]:
     return sorted(chosen)
 
 
+# Its name starts with "test": not something for pytest to collect where it is imported.
+tests_for.__test__ = False  # type: ignore[attr-defined]
+
+
 # -- Python configuration ----------------------------------------------------------
 
 
