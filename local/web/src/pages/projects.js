@@ -217,7 +217,7 @@ const SOURCE_KINDS = { upload: "upload", git: "git", files: "files (sent in a re
 function drawSource(project) {
   const list = byId("source-facts");
   const source = project.source;
-  byId("source-panel").dataset.kind = (source && source.kind) || "none";
+  byId("source-panel").dataset.kind = list.dataset.kind = (source && source.kind) || "none";
   if (!source) {
     facts(list, [["Kind", h("span", { class: "muted" }, "not reported by this server"), "kind"]]);
     return;
@@ -248,7 +248,7 @@ function drawIndex(project) {
   const index = project.index;
   const error = byId("index-error");
   error.hidden = true;
-  byId("index-panel").dataset.state = (index && index.state) || "unknown";
+  byId("index-panel").dataset.state = list.dataset.state = (index && index.state) || "unknown";
   if (!index) {
     facts(list, [["State", h("span", { class: "muted" }, "not reported by this server"), "state"]]);
     return;
@@ -289,7 +289,7 @@ function drawEnvironment(project) {
   const env = project.environment;
   const error = byId("env-error");
   error.hidden = true;
-  byId("env-panel").dataset.state = env ? env.state || "none" : "environment" in project ? "none" : "unknown";
+  byId("env-panel").dataset.state = list.dataset.state = env ? env.state || "none" : "environment" in project ? "none" : "unknown";
   if (!("environment" in project)) {
     facts(list, [["State", h("span", { class: "muted" }, "not reported by this server"), "state"]]);
     return;
