@@ -20,10 +20,14 @@ from tests.utils.stores import environ_without_stores  # noqa: E402
 
 
 @contextmanager
-def fake_ollama_process(tokens: int, gap_ms: float) -> Iterator[str]:
-    """The Ollama double in its own process, every answer ``tokens`` pieces ``gap_ms`` apart."""
+def fake_ollama_process(tokens: int, gap_ms: float, embed_dim: int | None = None) -> Iterator[str]:
+    """The Ollama double in its own process, every answer ``tokens`` pieces ``gap_ms`` apart.
+
+    ``embed_dim``: ``/api/embed`` answers at once with vectors of that length.
+    """
+    extra = [str(embed_dim)] if embed_dim else []
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "_fake_ollama.py"), str(tokens), str(gap_ms)],
+        [sys.executable, str(ROOT / "bench" / "_fake_ollama.py"), str(tokens), str(gap_ms), *extra],
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
