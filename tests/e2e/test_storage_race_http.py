@@ -88,6 +88,13 @@ def test_racing_writers_of_a_chunk_are_serialised(server: LocalServer, api_key: 
     assert hashlib.sha256(whole.content).hexdigest() == done["sha256"]
     shown = call(server, api_key, "GET", f"/api/projects/{pid}").json()
     assert shown["files"] == [
-        {"path": "raced.bin", "size": total, "sha256": done["sha256"], "version": 1}
+        {
+            "path": "raced.bin",
+            "size": total,
+            "sha256": done["sha256"],
+            "version": 1,
+            "kind": "binary",
+            "reason": "binary (a NUL byte or not UTF-8): stored, not read as code",
+        }
     ]
     assert call(server, api_key, "DELETE", f"/api/projects/{pid}").status_code == 204
