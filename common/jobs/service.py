@@ -7,6 +7,7 @@ A job belongs to the API key that submitted it: any other key gets the same
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Protocol, get_args
 from uuid import UUID
 
@@ -37,6 +38,13 @@ class KeyHolder(Protocol):
 
     @property
     def key_id(self) -> UUID: ...
+
+
+@dataclass(frozen=True)
+class KeyRef:
+    """A :class:`KeyHolder` for work a job queues on behalf of a project's owner key."""
+
+    key_id: UUID
 
 
 def submit_job(

@@ -436,12 +436,9 @@ def index_files(
             )
         # Unchanged points of a changed file carry the file's old hash: bring them along,
         # or the next run would read the file again.
+        rewritten = set(stale) | {point_id for point_id, _ in moved}
         refreshed = [
-            pid
-            for p in changed
-            if p in ledger
-            for pid in ledger[p].points
-            if pid not in set(stale) and pid not in {m for m, _ in moved}
+            pid for p in changed if p in ledger for pid in ledger[p].points if pid not in rewritten
         ]
         _set_file_hashes(client, collection, refreshed, ledger, hashes)
         _write_meta(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -82,13 +81,6 @@ def _set_state(project_id: UUID | str, **fields: Any) -> None:
     )
 
 
-@dataclass(frozen=True)
-class _Owner:
-    """Whose job it is: the key that owns the project (the jobs API needs only its id)."""
-
-    key_id: UUID
-
-
 def queue_index_job(*, project_id: UUID, key_id: UUID, revision: str | None) -> JobAccepted:
     """Queue the project's index job (kind ``index``) and record it as ``queued``.
 
@@ -98,11 +90,12 @@ def queue_index_job(*, project_id: UUID, key_id: UUID, revision: str | None) -> 
         PostgreSQL failed: nothing was queued.
     """
     from common.jobs import submit_job
+    from common.jobs.service import KeyRef
 
     accepted = submit_job(
         kind="index",
         input={"project_id": str(project_id)},
-        principal=_Owner(key_id),
+        principal=KeyRef(key_id),
         project_id=project_id,
     )
     _set_state(

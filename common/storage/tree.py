@@ -19,7 +19,6 @@ import hashlib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -280,6 +279,7 @@ def _is_manifest(path: str) -> bool:
 def _queue_environment(project_id: UUID, owner_key_id: UUID) -> None:
     """Build the project's dependencies ahead of the first action that needs them."""
     from common.jobs import submit_job
+    from common.jobs.service import KeyRef
     from common.storage.s3 import get_s3_storage
 
     if get_s3_storage() is not None:
@@ -287,14 +287,9 @@ def _queue_environment(project_id: UUID, owner_key_id: UUID) -> None:
     submit_job(
         kind="project_env",
         input={"project_id": str(project_id), "tree": str(files_dir(project_id)), "force": False},
-        principal=_Key(owner_key_id),
+        principal=KeyRef(owner_key_id),
         project_id=project_id,
     )
-
-
-@dataclass(frozen=True)
-class _Key:
-    key_id: UUID
 
 
 def _remove_files(project_id: str, paths: list[str]) -> None:
@@ -338,11 +333,7 @@ def write_texts(project_id: UUID | str, files: Mapping[str, str]) -> dict[str, i
                 tmp.flush()
                 s3.put_file(Path(tmp.name), file_key(str(project_id), path))
             continue
-        target = root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.part")
-        partial.write_bytes(data)
-        os.replace(partial, target)
+        _place(root / path, data=data)
     return sizes
 
 
@@ -395,7 +386,6 @@ def store_directory(
     QuotaExceeded
         The tree would pass the key's quota (nothing is written).
     """
-    import shutil
 
     from common.storage.service import _quota_check
 
@@ -422,11 +412,7 @@ def store_directory(
 
             s3.put_file(root / name, file_key(pid, name))
             continue
-        target = target_root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.part")
-        shutil.copyfile(root / name, partial)
-        os.replace(partial, target)
+        _place(target_root / name, source=root / name)
     texts = read_texts({n: root / n for n in fresh}, sizes)
     return commit_tree(
         project_id=pid,
@@ -447,3 +433,17 @@ def _stored_sizes(project_id: str) -> dict[str, tuple[str, int]]:
         {"project_id": project_id}, {"_id": 0, "path": 1, "sha256": 1, "size": 1}
     )
     return {doc["path"]: (doc["sha256"], int(doc["size"])) for doc in cursor}
+
+
+def _place(target: Path, *, data: bytes | None = None, source: Path | None = None) -> None:
+    """Write ``data`` (or a copy of ``source``) to ``target`` through a partial file
+    beside it, so a reader never sees half a file."""
+    import shutil
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.part")
+    if source is not None:
+        shutil.copyfile(source, partial)
+    else:
+        partial.write_bytes(data or b"")
+    os.replace(partial, target)
