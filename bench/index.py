@@ -109,10 +109,12 @@ def pack(base: CodeBase, target: Path) -> str:
 # -- memory -------------------------------------------------------------------------------
 
 
-def _rss_kb(pid: int) -> int:
+def _rss_kb(pid: int, field: str = "VmRSS") -> int:
+    """A size line of /proc/<pid>/status: ``VmRSS``; ``RssAnon`` (heap and stacks) and
+    ``RssFile`` (mapped files: code, and the embedded model's memory-mapped weights)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1])
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         pass
@@ -144,6 +146,8 @@ class RssSampler:
     def __init__(self, pid: int, period_s: float = 0.05) -> None:
         self.pid, self.period_s = pid, period_s
         self.max_server_kb = self.max_tree_kb = 0
+        # At the sample with the highest VmRSS: how much of it was heap, how much files.
+        self.at_max_anon_kb = self.at_max_file_kb = 0
         self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss", daemon=True)
@@ -157,7 +161,10 @@ class RssSampler:
                 self._kids, self._kids_at = _descendants(self.pid), now
             own = _rss_kb(self.pid)
             tree = own + sum(_rss_kb(k) for k in self._kids)
-            self.max_server_kb = max(self.max_server_kb, own)
+            if own > self.max_server_kb:
+                self.max_server_kb = own
+                self.at_max_anon_kb = _rss_kb(self.pid, "RssAnon")
+                self.at_max_file_kb = _rss_kb(self.pid, "RssFile")
             self.max_tree_kb = max(self.max_tree_kb, tree)
             self.samples += 1
             self._stop.wait(self.period_s)
@@ -280,6 +287,8 @@ def run_server(
         "reindex_ratio": round(again_s / first_s, 4),
         "rss_idle_mb": round(idle_kb / 1024, 1),
         "rss_max_mb": round(sampler.max_server_kb / 1024, 1),
+        "rss_max_anon_mb": round(sampler.at_max_anon_kb / 1024, 1),
+        "rss_max_file_mb": round(sampler.at_max_file_kb / 1024, 1),
         "rss_max_with_children_mb": round(sampler.max_tree_kb / 1024, 1),
         "rss_samples": sampler.samples,
         "log_indexed": [
@@ -419,7 +428,9 @@ def main() -> int:
         checks.append(
             (
                 f"({label}) max server RSS during the jobs {run['rss_max_mb']:.0f} MB"
-                f" ({run['rss_idle_mb']:.0f} MB idle; with its store servers"
+                f" (heap {run['rss_max_anon_mb']:.0f} MB, mapped files"
+                f" {run['rss_max_file_mb']:.0f} MB; {run['rss_idle_mb']:.0f} MB idle;"
+                " with its store servers"
                 f" {run['rss_max_with_children_mb']:.0f} MB) (goal <= {GOAL_RSS_MB:.0f})",
                 run["rss_max_mb"] <= GOAL_RSS_MB,
             )

@@ -86,6 +86,13 @@ class _Meta:
     indexed_at: float | None = None
     # Files that give no chunk (empty, blank) by path -> hash: no point remembers them.
     empty_files: dict[str, str] = field(default_factory=dict)
+    # The completed run's files (a digest of paths and hashes) and chunks; ``clean``
+    # while the collection holds exactly that run's points (a run that started writing
+    # and did not complete clears it). Together they let an unchanged tree be answered
+    # from this point alone, without reading every point's payload.
+    files_digest: str | None = None
+    chunks_total: int = 0
+    clean: bool = False
 
     def made_by(self, embedder: Embedder) -> bool:
         return (self.embedder, self.dim, self.schema) == (embedder.name, embedder.dim, SCHEMA)
@@ -117,6 +124,9 @@ def _read_meta(client: Any, collection: str, project_id: UUID | str) -> _Meta | 
             payload.get("revision"),
             payload.get("indexed_at"),
             dict(payload.get("empty_files") or {}),
+            payload.get("files_digest"),
+            int(payload.get("chunks_total", 0)),
+            payload.get("clean") is True,
         )
     except (KeyError, TypeError, ValueError):
         return None
@@ -141,6 +151,8 @@ def _write_meta(
     completed_seq: int,
     revision: str | None,
     empty_files: dict[str, str],
+    files_digest: str,
+    chunks_total: int,
 ) -> None:
     client.set_payload(
         collection,
@@ -150,6 +162,9 @@ def _write_meta(
             revision=revision,
             indexed_at=time.time(),
             empty_files=empty_files,
+            files_digest=files_digest,
+            chunks_total=chunks_total,
+            clean=True,
         ),
         points=[meta_point_id(project_id)],
         wait=True,
@@ -163,6 +178,9 @@ def _create(client: Any, collection: str, project_id: UUID | str, embedder: Embe
     client.create_collection(
         collection, vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE)
     )
+    from common.stores.qdrant_store import tune_local
+
+    tune_local(client)
     # Any non-zero vector will do: searches exclude this point by id.
     client.upsert(
         collection,
@@ -226,6 +244,14 @@ class TextFiles:
         for path in paths:
             if path in self.files:
                 yield path, self.files[path]
+
+
+def files_digest(hashes: Mapping[str, str]) -> str:
+    """One digest of a tree's paths and file hashes."""
+    digest = hashlib.sha256()
+    for path in sorted(hashes):
+        digest.update(f"{path}\0{hashes[path]}\n".encode())
+    return digest.hexdigest()
 
 
 def text_sha256(text: str) -> str:
@@ -359,15 +385,22 @@ def index_files(
     client = client if client is not None else _qdrant()
     collection = collection_for(project_id)
     meta_id = meta_point_id(project_id)
+    hashes = source.hashes()
+    digest = files_digest(hashes)
     with _qdrant_errors("preparing the project's index"):
         recreated = _ensure_collection(client, collection, project_id, embedder)
         meta = _read_meta(client, collection, project_id)
+        if meta is not None and meta.clean and meta.files_digest == digest:
+            return _unchanged(
+                client, collection, project_id, embedder, meta, revision, started, len(hashes)
+            )
         ledger = _ledger(client, collection, meta_id)
+        # From here on the collection may hold points of a run that does not complete.
+        client.set_payload(collection, payload={"clean": False}, points=[meta_id], wait=True)
     empty = dict(meta.empty_files) if meta else {}
     for path, sha in empty.items():
         ledger.setdefault(path, _Indexed(sha, {}))
     seq = (meta.completed_seq if meta else 0) + 1
-    hashes = source.hashes()
     changed = sorted(p for p, sha in hashes.items() if p not in ledger or ledger[p].sha256 != sha)
     removed = [p for p in ledger if p not in hashes]
     kept_chunks = sum(len(ledger[p].points) for p in hashes if p in ledger and p not in changed)
@@ -449,6 +482,8 @@ def index_files(
             completed_seq=seq,
             revision=revision,
             empty_files={p: sha for p, sha in empty.items() if p in hashes},
+            files_digest=digest,
+            chunks_total=chunks_total,
         )
     report = IndexReport(
         files=len(hashes),
@@ -461,6 +496,45 @@ def index_files(
         dim=embedder.dim,
         recreated=recreated,
         files_read=len(changed),
+        revision=revision,
+    )
+    log.info("indexed project", extra={"project_id": str(project_id), **report.model_dump()})
+    return report
+
+
+def _unchanged(
+    client: Any,
+    collection: str,
+    project_id: UUID | str,
+    embedder: Embedder,
+    meta: _Meta,
+    revision: str | None,
+    started: float,
+    files: int,
+) -> IndexReport:
+    """The files are the completed run's: only the revision (and when) is recorded."""
+    _write_meta(
+        client,
+        collection,
+        project_id,
+        embedder,
+        completed_seq=meta.completed_seq,
+        revision=revision,
+        empty_files=meta.empty_files,
+        files_digest=meta.files_digest or "",
+        chunks_total=meta.chunks_total,
+    )
+    report = IndexReport(
+        files=files,
+        chunks_total=meta.chunks_total,
+        embedded=0,
+        skipped_unchanged=meta.chunks_total,
+        deleted=0,
+        duration_ms=round((time.monotonic() - started) * 1000),
+        embedder=embedder.name,
+        dim=embedder.dim,
+        recreated=False,
+        files_read=0,
         revision=revision,
     )
     log.info("indexed project", extra={"project_id": str(project_id), **report.model_dump()})

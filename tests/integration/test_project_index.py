@@ -215,6 +215,38 @@ def test_a_failed_run_leaves_searches_on_the_last_completed_index(
     assert any(hit["path"].startswith("gen/") for hit in found["hits"])
 
 
+def test_going_back_to_the_completed_files_after_a_failed_run_drops_its_points(
+    owner: tuple[str, UUID, UUID],
+) -> None:
+    from common.memory.index import collection_for
+    from common.stores.qdrant_store import get_qdrant
+
+    key, key_id, project_id = owner
+    commit(key_id, project_id, SOURCES, "a" * 40)
+    run_index_job(project_id, Counting())
+    # Given a run on new files that dies after writing one batch of their points
+    many = {f"gen/f{i}.py": f"def handler_{i}(x):\n    return x * {i}\n" for i in range(200)}
+    commit(key_id, project_id, {**SOURCES, **many}, "c" * 40)
+    with pytest.raises(ModelUnavailable):
+        run_index_job(project_id, Counting(fail_after=1))
+    # When the tree goes back to the completed run's files (an unchanged tree by its
+    # digest) and the job runs
+    commit(key_id, project_id, SOURCES, "d" * 40)
+    report = run_index_job(project_id, Counting())
+    # Then the index is not taken as unchanged: the failed run's points are gone
+    assert report["deleted"] >= 64, report
+    records, _ = get_qdrant().scroll(
+        collection_for(project_id), limit=1000, with_payload=["path"], with_vectors=False
+    )
+    paths = {(r.payload or {}).get("path") for r in records}
+    assert not any(str(path).startswith("gen/") for path in paths), paths
+    assert detail(key, project_id)["index"]["revision"] == "d" * 40
+    # And the next run on the same files is answered from the meta point alone
+    again = run_index_job(project_id, Counting())
+    assert again["files_read"] == 0 and again["deleted"] == 0
+    assert again["chunks_total"] == report["chunks_total"]
+
+
 def test_binary_and_oversized_files_are_stored_and_listed_but_not_read_as_code(
     owner: tuple[str, UUID, UUID],
 ) -> None:
