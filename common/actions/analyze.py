@@ -30,6 +30,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from common.actions.base import per_file
 from common.actions.inputs import CodeInput, Workspace, is_test_path, job_input, load_workspace
 from common.code.languages import language_for_path
 from common.logs import get_logger
@@ -690,8 +691,14 @@ def file_language(path: str, workspace: Workspace) -> str | None:
     return language_for_path(path)
 
 
-def measure_workspace(workspace: Workspace, *, timeout_s: float = RUFF_TIMEOUT_S) -> Measured:
-    """Metrics and tool findings for every file of ``workspace`` (within the bounds)."""
+def measure_workspace(
+    workspace: Workspace,
+    *,
+    timeout_s: float = RUFF_TIMEOUT_S,
+    on_file: Callable[[int, int, str], None] | None = None,
+) -> Measured:
+    """Metrics and tool findings for every file of ``workspace`` (within the bounds);
+    ``on_file(done, total, path)`` after each file is measured."""
     contents: dict[str, str] = {}
     used = 0
     skipped = 0
@@ -718,6 +725,8 @@ def measure_workspace(workspace: Workspace, *, timeout_s: float = RUFF_TIMEOUT_S
         findings += complexity_findings(metrics)
         findings += security_findings(path, content, metrics.test)
         scanned += 1
+        if on_file is not None:
+            on_file(scanned, len(contents), path)
         if language == "python":
             python[path] = content
     lint, lint_run = ruff_findings(python, timeout_s=min(timeout_s, RUFF_TIMEOUT_S))
@@ -992,7 +1001,11 @@ def analyze_request(
     step("load", 5, "reading the files")
     workspace = load_workspace(request, owner_key_id=owner_key_id, whole=True)
     step("measure", 15, f"measuring {len(workspace.files)} file(s)")
-    measured = measure_workspace(workspace, timeout_s=request.options.timeout_s)
+    measured = measure_workspace(
+        workspace,
+        timeout_s=request.options.timeout_s,
+        on_file=per_file(on_progress, "measure", 15, 35),
+    )
     tool_findings = prioritise(measured.findings, measured.files)
     summary = summarize(measured, tool_findings)
     stop_here = checkpoint or (lambda: None)

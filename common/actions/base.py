@@ -183,3 +183,21 @@ def job_runner(
 def report(progress: Progress | None, step: str, percent: float, message: str = "") -> None:
     if progress is not None:
         progress(step, percent, message)
+
+
+def per_file(
+    progress: Progress | None, step: str, low: float, high: float
+) -> Callable[[int, int, str], None] | None:
+    """``progress`` as (done, total, path) calls while files are gone through one by one:
+    the percent moves from ``low`` to ``high``, about fifty updates however many files
+    (each one is an event to every watcher of the job)."""
+    if progress is None:
+        return None
+    report_to = progress
+
+    def on_file(done: int, total: int, path: str) -> None:
+        if done == total or done % max(1, total // 50) == 0:
+            percent = low + (high - low) * done / max(1, total)
+            report_to(step, percent, f"{done} of {total} files: {path}")
+
+    return on_file

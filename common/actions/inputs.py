@@ -32,7 +32,12 @@ class ActionOptions(BaseModel):
         60, gt=0, le=600, description="Wall time for one sandbox run (tests, timings)."
     )
     run_async: bool = Field(
-        False, alias="async", description="Answer 202 with a job instead of waiting."
+        False,
+        alias="async",
+        description=(
+            "Answer 202 with a job instead of waiting. When not given, analyze and"
+            " security scan of a whole project (`project_id` without `path`) are jobs."
+        ),
     )
 
 
@@ -53,6 +58,13 @@ class CodeInput(BaseModel):
     language: str | None = Field(None, max_length=40, description="Detected when absent.")
     instructions: str = Field("", max_length=MAX_INSTRUCTIONS_CHARS)
     options: ActionOptions = Field(default_factory=ActionOptions)
+
+    def runs_as_job(self) -> bool:
+        """For actions over every file (analyze, security scan): ``options.async`` when
+        given; otherwise a job for a whole project, whose work outlives a request."""
+        if "run_async" in self.options.model_fields_set:
+            return self.options.run_async
+        return self.project_id is not None and self.path is None
 
     @model_validator(mode="after")
     def _one_source(self) -> CodeInput:

@@ -53,6 +53,9 @@ class Verification(BaseModel):
     still_failing: list[CheckOutcome] = []
     attempts: int
     tests_ran: bool
+    # Why no test ran, when none did: none found, or a test command this server does
+    # not run. Said beside the checks, never as a failing one.
+    no_tests_reason: str | None = None
     isolation: str | None = None
 
 
@@ -76,6 +79,12 @@ class CheckRun:
     @property
     def tests_ran(self) -> bool:
         return any(r.ran and (r.cases or not r.ok) for r in self.reports)
+
+    @property
+    def no_tests_reason(self) -> str | None:
+        if self.tests_ran:
+            return None
+        return next((c.message for c in self.checks if c.name == "tests" and not c.ran), None)
 
     @property
     def isolation(self) -> str | None:
@@ -240,6 +249,7 @@ def verification(before: CheckRun, after: CheckRun | None, *, attempts: int) -> 
         still_failing=[CheckOutcome.of(c) for c in final.failing],
         attempts=attempts,
         tests_ran=final.tests_ran,
+        no_tests_reason=final.no_tests_reason,
         isolation=final.isolation,
     )
 

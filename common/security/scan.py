@@ -77,6 +77,7 @@ def scan_files(
     advisory_source: str = "",
     online: bool = False,
     semgrep: bool = True,
+    on_progress: Progress | None = None,
 ) -> ScanResult:
     """Every deterministic check on ``files`` (relative path -> content).
 
@@ -90,7 +91,11 @@ def scan_files(
     semgrep:
         Run semgrep when it is installed (a fix's re-scan of one file may skip it
         only when the first scan did not run it either).
+    on_progress:
+        A job's progress (step ``scan``, 15 to 38 %): per file while the secret
+        patterns go through them, then each tool as it is waited for.
     """
+    from common.actions.base import per_file, report
     from common.actions.inputs import is_test_path
     from common.security import sast
     from common.security.sca import check_dependencies, collect_dependencies
@@ -118,8 +123,11 @@ def scan_files(
         # Meanwhile, here: secrets and dependencies.
         started = time.monotonic()
         patterns: list[Finding] = []
-        for path in sorted(files):
+        on_file = per_file(on_progress, "scan", 15, 25)
+        for number, path in enumerate(sorted(files), 1):
             patterns += scan_secret_patterns(path, files[path], python=path.endswith(".py"))
+            if on_file is not None:
+                on_file(number, len(files), path)
         detected: list[Finding] = []
         message = ""
         if detect_secrets_available():
@@ -141,6 +149,7 @@ def scan_files(
 
         started = time.monotonic()
         deps = collect_dependencies(files)
+        report(on_progress, "scan", 27, f"checking {len(deps)} dependencies against advisories")
         dependency_findings: list[Finding] = []
         if deps:
             if store is None:
@@ -171,6 +180,7 @@ def scan_files(
 
         bandit_findings: list[Finding] = []
         if bandit_run is not None:
+            report(on_progress, "scan", 30, f"bandit on {len(python_paths)} Python files")
             scanned = bandit_run.wait()
             if scanned is None:
                 runs.append(
@@ -209,6 +219,8 @@ def scan_files(
         else:
             runs.append(ToolRun(name="bandit", ran=False, message="no Python files"))
 
+        if semgrep:
+            report(on_progress, "scan", 34, f"semgrep on {len(semgrep_paths)} files")
         results, not_ran = semgrep_run.wait()
         semgrep_findings = sast.semgrep_findings(results, files)
         runs.append(
@@ -294,7 +306,7 @@ def security_scan_request(
     report(on_progress, "load", 5, "reading the files")
     workspace = load_workspace(request, owner_key_id=owner_key_id, whole=True)
     report(on_progress, "scan", 15, f"scanning {len(workspace.files)} file(s)")
-    result = scan_files(workspace.files, online=request.online)
+    result = scan_files(workspace.files, online=request.online, on_progress=on_progress)
     numbered = result.numbered()
     stop_here()
     fixes = []

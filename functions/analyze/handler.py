@@ -36,7 +36,7 @@ async def analyze(
         "analyze",
         body,
         principal=principal,
-        as_job=body.options.run_async,
+        as_job=body.runs_as_job(),
         project_id=body.project_id,
         run=lambda: analyze_request(
             body,

@@ -38,7 +38,7 @@ async def security_scan(
         "security_scan",
         body,
         principal=principal,
-        as_job=body.options.run_async,
+        as_job=body.runs_as_job(),
         project_id=body.project_id,
         run=lambda: security_scan_request(
             body,

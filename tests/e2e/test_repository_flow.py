@@ -247,20 +247,18 @@ def _tar_gz(files: dict[str, str]) -> bytes:
     return out.getvalue()
 
 
-def test_an_uploaded_archive_goes_through_the_same_flow(
-    server: LocalServer, api_key: str, ollama: Any
-) -> None:
+def upload(server: LocalServer, key: str, name: str, files: dict[str, str]) -> str:
+    """A new project holding ``files`` as an uploaded ``.tar.gz``, once it is indexed."""
     import hashlib
 
-    key = api_key
-    pid = call(server, key, "POST", "/api/projects", json={"name": "shelf.tar"}).json()["id"]
-    data = _tar_gz(REPO)
+    pid = call(server, key, "POST", "/api/projects", json={"name": name}).json()["id"]
+    data = _tar_gz(files)
     started = call(
         server,
         key,
         "POST",
         f"/api/projects/{pid}/uploads",
-        json={"filename": "shelf.tar.gz", "size": len(data)},
+        json={"filename": f"{name}.tar.gz", "size": len(data)},
     )
     assert started.status_code == 201, started.text
     put = httpx.put(
@@ -270,8 +268,72 @@ def test_an_uploaded_archive_goes_through_the_same_flow(
         timeout=60,
     )
     assert put.status_code == 200 and put.json()["state"] == "complete", put.text
-    digest = hashlib.sha256(data).hexdigest()
-    shown = wait_indexed(server, key, pid, digest)
-    assert shown["source"]["kind"] == "upload" and shown["source"]["ref"] == "shelf.tar.gz"
-    assert {f["path"] for f in shown["files"]} == set(REPO)
-    assert_fix_verified(verified_fix(server, key, ollama, pid))
+    shown = wait_indexed(server, key, pid, hashlib.sha256(data).hexdigest())
+    assert shown["source"]["kind"] == "upload" and shown["source"]["ref"] == f"{name}.tar.gz"
+    assert {f["path"] for f in shown["files"]} == set(files)
+    return pid
+
+
+def test_an_uploaded_archive_goes_through_the_same_flow(
+    server: LocalServer, api_key: str, ollama: Any
+) -> None:
+    pid = upload(server, api_key, "shelf", REPO)
+    assert_fix_verified(verified_fix(server, api_key, ollama, pid))
+
+
+def fix_checks(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in result["verification"]["before"]}
+
+
+def test_a_manifest_that_cannot_install_is_environment_failed_not_a_test_failure(
+    server: LocalServer, api_key: str, ollama: Any
+) -> None:
+    # Given a repository whose requirements name a version the index does not have
+    broken = {**REPO, "requirements.txt": "humanize==0.0.0.999\n"}
+    pid = upload(server, api_key, "broken", broken)
+    # When a fix is asked for
+    result = verified_fix(server, api_key, ollama, pid)
+    # Then it is not verified, and the answer says the environment failed, with pip's
+    # own words, never that the repository's test failed
+    assert result["verified"] is False
+    checks = fix_checks(result)
+    assert checks["environment"]["ok"] is False
+    message = checks["environment"]["message"]
+    assert message.startswith("environment_failed") and "humanize==0.0.0.999" in message
+    assert not any(name.startswith("test:") for name in checks), checks
+    # And the project says so too, with every file still stored
+    shown = call(server, api_key, "GET", f"/api/projects/{pid}").json()
+    assert shown["environment"]["state"] == "failed", shown["environment"]
+    assert "humanize" in (shown["environment"]["error"] or "")
+    assert {f["path"] for f in shown["files"]} == set(broken)
+
+
+@pytest.mark.parametrize(
+    ("files", "says"),
+    [
+        pytest.param(
+            {
+                "package.json": '{"name": "shelf", "scripts": {"test": "jest --ci"}}\n',
+                "shelf/__init__.py": "",
+                "shelf/sizes.py": SIZES,
+            },
+            "runs jest, which this server does not run",
+            id="unknown-test-command",
+        ),
+        pytest.param(
+            {"requirements.txt": "humanize==4.12.1\n", "shelf/sizes.py": SIZES},
+            "no tests found",
+            id="no-tests",
+        ),
+    ],
+)
+def test_a_repository_whose_tests_cannot_run_says_why(
+    server: LocalServer, api_key: str, ollama: Any, files: dict[str, str], says: str
+) -> None:
+    pid = upload(server, api_key, "untested", files)
+    result = verified_fix(server, api_key, ollama, pid)
+    # The fix is there, and the answer says plainly that no repository test judged it
+    assert "-    return humanize.naturalsize(n + 1)" in result["diff"]
+    assert result["verification"]["tests_ran"] is False
+    assert says in (result["verification"]["no_tests_reason"] or ""), result["verification"]
+    assert not any(c["name"].startswith("test") for c in result["verification"]["before"])

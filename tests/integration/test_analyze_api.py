@@ -325,12 +325,22 @@ def test_a_project_is_analyzed_from_its_indexed_files(
     files = {**FILES, "svc/dispatch.py": COMPLEX}
     assert index(api_key, project_id, files)[0] == 200
     ollama.script(json.dumps({"summary": "A shop.", "findings": []}))
-    # When it is analyzed by id, with instructions about one part of it
-    status, report = analyze(
-        api_key, {"project_id": project_id, "instructions": "Review how e-mail is sent."}
-    )
-    # Then every stored file is measured, and semantic memory put the e-mail code first
-    assert status == 200, report
+    # When the whole of it is analyzed by id, with instructions about one part of it
+    body = {"project_id": project_id, "instructions": "Review how e-mail is sent."}
+    status, accepted = analyze(api_key, body)
+    # Then that is a job (the whole repository), and its progress goes file by file
+    assert status == 202, accepted
+    from common.actions.analyze import run_job
+    from common.jobs.store import get_job_store
+
+    job = get_job_store().get_row(uuid.UUID(accepted["job_id"]))
+    assert job is not None and job["kind"] == "analyze"
+    ctx = _Ctx(_key_id(api_key))
+    report = run_job(job["input"], ctx)  # type: ignore[arg-type]
+    measured = [m for step, _, m in ctx.messages if step == "measure"]
+    assert measured[-1].startswith(f"{len(files)} of {len(files)} files: ")
+    assert len(measured) == 1 + len(files)
+    # And every stored file is measured, and semantic memory put the e-mail code first
     assert {f["path"] for f in report["files"]} == set(files)
     assert report["reviewed"][0] == "src/mail.py"
     assert set(report["reviewed"]) == {
@@ -343,6 +353,11 @@ def test_a_project_is_analyzed_from_its_indexed_files(
     # And another key can neither analyze the project nor read the report
     stranger = other_key()
     assert_error(*analyze(stranger, {"project_id": project_id}), 404, "not_found")
+    assert_error(
+        *analyze(stranger, {"project_id": project_id, "options": {"async": False}}),
+        404,
+        "not_found",
+    )
     assert_error(*get_report(stranger, report["report_id"]), 404, "not_found")
 
 
@@ -351,7 +366,7 @@ def test_a_project_without_stored_files_is_422(api_key: str, ollama: Any) -> Non
 
     _, created = create(api_key, "empty")
 
-    status, answer = analyze(api_key, {"project_id": created["id"]})
+    status, answer = analyze(api_key, {"project_id": created["id"], "options": {"async": False}})
 
     error = assert_error(status, answer, 422, "invalid_input")
     assert [f["path"] for f in error["fields"]] == ["body.project_id"]
@@ -377,10 +392,13 @@ class _Ctx:
         self.key_id = key_id
         self.job_id = uuid.uuid4()
         self.steps: list[tuple[str, float]] = []
+        self.messages: list[tuple[str, float, str]] = []
         self.cancel = False
 
     def progress(self, step: str, percent: float, message: str = "") -> None:
-        self.steps.append((step, percent))
+        if not self.steps or self.steps[-1][0] != step:
+            self.steps.append((step, percent))
+        self.messages.append((step, percent, message))
 
     def on_token(self, token: str) -> None:
         pass

@@ -10,6 +10,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.unit.test_security_findings import SAFE_STORE, assert_valid_sarif, fixture
 from tests.utils.lambda_events import invoke, response_json
 
@@ -22,6 +24,12 @@ def call(function: str, method: str, path: str, key: str | None, body: Any = Non
 def scan(key: str, body: Any) -> tuple[int, Any]:
     status, answer = call("security_scan", "POST", "/api/security/scan", key, body)
     return status, answer
+
+
+@pytest.fixture
+def embedded(set_env: Any) -> None:
+    """Index with the embedded MiniLM: the Ollama double has no embedding model."""
+    set_env(EMBEDDING_PROVIDER="embedded")
 
 
 def rules_at(answer: dict[str, Any], path: str, line: int) -> set[str]:
@@ -129,6 +137,42 @@ def test_async_answers_202_and_the_job_runner_stores_the_report(api_key: str, ol
     assert status == 200 and stored["findings"] == result["findings"]
 
 
+def test_a_whole_project_is_scanned_as_a_job_file_by_file(
+    api_key: str, ollama: Any, embedded: None
+) -> None:
+    from common.auth import authenticate
+    from common.jobs.store import get_job_store
+    from common.security.scan import run_job
+    from common.stores.postgres import get_postgres
+    from tests.integration.test_projects_api import create, index
+
+    # Given a stored project with a secret in one file and unsafe YAML in another
+    _, created = create(api_key, "scanned")
+    files = {
+        "cfg.py": "import yaml\n\n\ndef read(data):\n    return yaml.load(data)\n",
+        "settings.py": 'AWS_SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"\n',
+        "README.md": "# scanned\n",
+    }
+    assert index(api_key, created["id"], files)[0] == 200
+    # When the whole project is scanned, without saying async
+    status, accepted = scan(api_key, {"project_id": created["id"]})
+    # Then it is a job, whose progress names each file as the scan goes through them
+    assert status == 202, accepted
+    job = get_job_store().get_row(uuid.UUID(accepted["job_id"]))
+    assert job is not None and job["kind"] == "security_scan"
+    ctx = _Ctx(authenticate(api_key, store=get_postgres()).key_id)
+    result = run_job(job["input"], ctx)  # type: ignore[arg-type]
+    per_file = [m for step, m in ctx.messages if step == "scan" and " files: " in m]
+    assert per_file == [f"{n} of 3 files: {p}" for n, p in enumerate(sorted(files), 1)]
+    assert any(m.startswith("bandit on 2 Python files") for _, m in ctx.messages)
+    # And the report covers every file
+    assert "B506" in rules_at(result, "cfg.py", 5)
+    assert any(f["path"] == "settings.py" for f in result["findings"])
+    # And async false still answers in the request
+    status, answer = scan(api_key, {"project_id": created["id"], "options": {"async": False}})
+    assert status == 200 and answer["findings"] == result["findings"]
+
+
 def test_fixes_are_confirmed_by_the_rescan_and_the_tests(api_key: str, ollama: Any) -> None:
     # Given a model whose first answer keeps eval, and whose second answer still does
     files = {p: c for p, c in fixture("vulnerable").items() if p.endswith(".py")}
@@ -187,9 +231,12 @@ class _Ctx:
         self.key_id = key_id
         self.job_id = uuid.uuid4()
         self.steps: list[tuple[str, float]] = []
+        self.messages: list[tuple[str, str]] = []
 
     def progress(self, step: str, percent: float, message: str = "") -> None:
-        self.steps.append((step, percent))
+        if not self.steps or self.steps[-1][0] != step:
+            self.steps.append((step, percent))
+        self.messages.append((step, message))
 
     def raise_if_cancelled(self) -> None:
         pass

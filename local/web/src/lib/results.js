@@ -24,7 +24,8 @@ function outcome(check) {
   return check.ok ? badge("pass", "ok") : badge("fail", "bad");
 }
 
-// verification {before, after, still_failing, attempts, tests_ran, isolation}: one row
+// verification {before, after, still_failing, attempts, tests_ran, no_tests_reason,
+// isolation}: one row
 // per check with its outcome before and after the change.
 export function verificationView(verification) {
   if (!verification) return null;
@@ -52,6 +53,7 @@ export function verificationView(verification) {
       "p",
       { class: "facts" },
       `Attempts: ${verification.attempts ?? "?"} · tests ran: ${verification.tests_ran ? "yes" : "no"}`,
+      verification.no_tests_reason ? ` (${verification.no_tests_reason})` : "",
       verification.isolation ? ` · sandbox: ${verification.isolation}` : "",
       ` · still failing: ${(verification.still_failing || []).length}`,
     ),
