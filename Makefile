@@ -126,6 +126,7 @@ bench: $(STAMP_DEV)
 	$(PY) bench/scan.py
 	$(PY) bench/ws_fanout.py
 	$(PY) bench/upload.py
+	$(PY) bench/index.py
 
 pr: lint typecheck test
 
