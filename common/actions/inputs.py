@@ -190,7 +190,7 @@ def _project_workspace(
     from common.errors import InvalidInput
     from common.memory.project_index import StoredFiles
     from common.projects import get_project
-    from common.storage.tree import files_dir
+    from common.storage.tree import local_tree
     from common.stores.projects_store import get_project_store
 
     get_project(project_id=project_id, owner_key_id=owner_key_id, store=get_project_store())
@@ -210,7 +210,7 @@ def _project_workspace(
         primary = request.path
     else:
         primary = _guess_primary(dict.fromkeys(paths, ""), request.language)
-    tree = files_dir(project_id)
+    tree = local_tree(project_id)
     if whole and request.path is None:
         files = dict(stored.read(paths))
         language = detect_language(files[primary], path=primary, hint=request.language)

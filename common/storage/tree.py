@@ -127,6 +127,72 @@ def stored_hashes(project_id: UUID | str) -> dict[str, str]:
     return {doc["path"]: doc["sha256"] for doc in cursor}
 
 
+# Copies of an S3-stored tree kept on this machine per project: the current one and
+# the one before, which an action that started earlier may still be running on.
+LOCAL_TREE_COPIES = 2
+
+
+def local_tree(project_id: UUID | str) -> Path:
+    """The project's whole tree on this machine's disk, where its tests and installers run.
+
+    On disk (the local server) that is the stored folder itself. With the files in S3
+    (a Lambda worker), a copy under ``<storage root>/trees/<digest>`` is made from the
+    objects, one at a time at constant memory, the first time a version is needed,
+    and reused until the files change; it appears whole or not at all.
+
+    Raises
+    ------
+    StoreUnavailable
+        MongoDB or S3 failed (nothing half-made is left).
+    """
+    import shutil
+    import tempfile
+
+    from common.storage.s3 import get_s3_storage
+
+    s3 = get_s3_storage()
+    if s3 is None:
+        return files_dir(project_id)
+    from common.storage.s3_uploads import file_key
+
+    pid = str(project_id)
+    hashes = stored_hashes(pid)
+    digest = hashlib.sha256()
+    for path in sorted(hashes):
+        digest.update(f"{path}\0{hashes[path]}\n".encode())
+    base = store.storage_root(pid) / "trees"
+    target = base / digest.hexdigest()[:24]
+    if target.is_dir():
+        return target
+    base.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".making-", dir=base))
+    try:
+        for path in sorted(hashes):
+            out = work / path
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with out.open("wb") as sink:
+                for piece in s3.iter_object(file_key(pid, path)):
+                    sink.write(piece)
+        try:
+            work.rename(target)
+        except OSError:
+            if not target.is_dir():  # not another worker's copy of the same version
+                raise
+            shutil.rmtree(work, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    copies = sorted(
+        (c for c in base.iterdir() if not c.name.startswith(".")),
+        key=lambda c: c.stat().st_mtime,
+        reverse=True,
+    )
+    for old in copies[LOCAL_TREE_COPIES:]:
+        if old != target:
+            shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
 def commit_tree(
     *,
     project_id: UUID | str,
@@ -283,7 +349,7 @@ def _queue_environment(project_id: UUID, owner_key_id: UUID) -> None:
     from common.storage.s3 import get_s3_storage
 
     if get_s3_storage() is not None:
-        return  # the tree is in S3: the action's worker builds it from its own copy
+        return  # the tree is in S3: the action's worker builds it on its copy (local_tree)
     submit_job(
         kind="project_env",
         input={"project_id": str(project_id), "tree": str(files_dir(project_id)), "force": False},

@@ -292,3 +292,49 @@ def _key_id(key: str) -> Any:
     from common.stores.postgres import get_postgres
 
     return authenticate(key, store=get_postgres()).key_id
+
+
+def test_an_action_on_a_project_in_s3_runs_on_a_local_copy_of_the_whole_tree(
+    api_key: str, project: str, s3: Any
+) -> None:
+    from uuid import UUID
+
+    from common.actions.inputs import CodeInput, load_workspace
+    from common.storage.tree import LOCAL_TREE_COPIES, store_texts
+
+    key_id, pid = _key_id(api_key), UUID(project)
+    files = {
+        "pyproject.toml": '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n',
+        "calc.py": "def add(a, b):\n    return a + b\n",
+        "tests/test_calc.py": (
+            "from calc import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n"
+        ),
+    }
+    # Given a project whose files are only in the bucket
+    store_texts(project_id=pid, owner_key_id=key_id, files=files, queue_index=False)
+    assert keys_in_bucket(s3) == sorted(f"{project}/files/{p}" for p in files)
+    # When an action loads it by project_id
+    request = CodeInput(project_id=pid, path="calc.py")
+    workspace = load_workspace(request, owner_key_id=key_id)
+    # Then its repository is a folder on this machine holding every stored file
+    assert workspace.repository is not None
+    tree = workspace.repository.tree
+    on_disk = {str(p.relative_to(tree)): p.read_text() for p in tree.rglob("*") if p.is_file()}
+    assert on_disk == files
+    assert workspace.files == {
+        "calc.py": files["calc.py"],
+        "tests/test_calc.py": files["tests/test_calc.py"],
+    }
+    # And the same version is not fetched again; a new one is a new copy, and old
+    # copies beyond the bound go
+    assert load_workspace(request, owner_key_id=key_id).repository.tree == tree  # type: ignore[union-attr]
+    trees = [tree]
+    for n in range(LOCAL_TREE_COPIES + 1):
+        changed = {**files, "calc.py": f"def add(a, b):\n    return a + b + {n}\n"}
+        store_texts(project_id=pid, owner_key_id=key_id, files=changed, queue_index=False)
+        ws = load_workspace(request, owner_key_id=key_id)
+        assert ws.repository is not None and ws.repository.tree not in trees
+        assert (ws.repository.tree / "calc.py").read_text() == changed["calc.py"]
+        trees.append(ws.repository.tree)
+    kept = sorted(p for p in trees[-1].parent.iterdir())
+    assert kept == sorted(trees[-LOCAL_TREE_COPIES:])
