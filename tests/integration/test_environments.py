@@ -196,3 +196,68 @@ def test_size_bound_evicts_older_and_remove_deletes_all(
     remove_environments("p-words")
     assert not home.exists()
     assert environment_summary("p-words") is None
+
+
+NODE_TEST = """\
+const test = require("node:test");
+const assert = require("node:assert");
+const ms = require("ms");
+
+test("ms reads durations", () => {
+  assert.strictEqual(ms("2h"), 7200000);
+});
+"""
+
+
+def _npm_lock(root: Path) -> str | None:
+    """Write package-lock.json with npm itself (it asks the registry); None, or why not."""
+    import shutil
+
+    npm = shutil.which("npm")
+    if npm is None:
+        return "npm is not installed"
+    try:
+        done = subprocess.run(
+            [npm, "install", "--package-lock-only", "--ignore-scripts", "--no-audit", "--no-fund"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"npm could not run: {exc}"
+    if done.returncode != 0 or not (root / "package-lock.json").is_file():
+        return "npm cannot reach the registry: " + done.stderr.strip()[-300:]
+    return None
+
+
+def test_a_node_repository_gets_npm_ci_and_its_tests_see_node_modules(data_dir: Path) -> None:
+    # Given a Node repository with a lock file, whose test requires a registry package
+    tree = data_dir / "repos" / "durations"
+    (tree / "test").mkdir(parents=True)
+    package = {"name": "durations", "version": "1.0.0", "private": True}
+    package |= {"scripts": {"test": "node --test"}, "dependencies": {"ms": "2.1.3"}}
+    (tree / "package.json").write_text(json.dumps(package))
+    (tree / "test" / "ms.test.js").write_text(NODE_TEST)
+    reason = _npm_lock(tree)
+    if reason:
+        pytest.skip(reason)
+    plan = discover_tests(tree)
+    assert plan.runner == "node", plan
+    # When its environment is built
+    environment = ensure_environment("p-durations", tree)
+    # Then npm ci put the locked package in the environment, not in the tree
+    assert environment.node_modules is not None
+    installed = json.loads((environment.node_modules / "ms" / "package.json").read_text())
+    assert installed["version"] == "2.1.3"
+    assert not (tree / "node_modules").exists()
+    assert "package-lock.json" in environment.manifests
+    # And its test passes with it, and fails without it
+    report = run_repository_tests(tree, plan=plan, environment=environment, limits=LIMITS)
+    assert report.ok, report.output
+    assert any("ms reads durations" in c.name for c in report.cases), report.cases
+    bare = run_repository_tests(tree, plan=plan, environment=None, limits=LIMITS)
+    assert not bare.ok and "Cannot find module 'ms'" in bare.output + "".join(
+        c.message for c in bare.cases
+    )
