@@ -485,18 +485,37 @@ def index_files(
             files_digest=digest,
             chunks_total=chunks_total,
         )
-    report = IndexReport(
+    return _reported(
+        project_id,
+        embedder,
+        started,
         files=len(hashes),
         chunks_total=chunks_total,
         embedded=len(new),
-        skipped_unchanged=chunks_total - len(new),
         deleted=len(stale),
-        duration_ms=round((time.monotonic() - started) * 1000),
-        embedder=embedder.name,
-        dim=embedder.dim,
         recreated=recreated,
         files_read=len(changed),
         revision=revision,
+    )
+
+
+def _reported(
+    project_id: UUID | str,
+    embedder: Embedder,
+    started: float,
+    *,
+    chunks_total: int,
+    embedded: int,
+    **counts: Any,
+) -> IndexReport:
+    report = IndexReport(
+        chunks_total=chunks_total,
+        embedded=embedded,
+        skipped_unchanged=chunks_total - embedded,
+        duration_ms=round((time.monotonic() - started) * 1000),
+        embedder=embedder.name,
+        dim=embedder.dim,
+        **counts,
     )
     log.info("indexed project", extra={"project_id": str(project_id), **report.model_dump()})
     return report
@@ -524,21 +543,18 @@ def _unchanged(
         files_digest=meta.files_digest or "",
         chunks_total=meta.chunks_total,
     )
-    report = IndexReport(
+    return _reported(
+        project_id,
+        embedder,
+        started,
         files=files,
         chunks_total=meta.chunks_total,
         embedded=0,
-        skipped_unchanged=meta.chunks_total,
         deleted=0,
-        duration_ms=round((time.monotonic() - started) * 1000),
-        embedder=embedder.name,
-        dim=embedder.dim,
         recreated=False,
         files_read=0,
         revision=revision,
     )
-    log.info("indexed project", extra={"project_id": str(project_id), **report.model_dump()})
-    return report
 
 
 def _set_file_hashes(
