@@ -135,8 +135,10 @@ def ask_json(
     max_attempts: int = 3,
     options: dict[str, Any] | None = None,
     on_token: TokenCallback | None = None,
+    accept: Callable[[T], list[str]] | None = None,
 ) -> Checked[T]:
-    """Ask for a JSON answer that validates as ``schema``.
+    """Ask for a JSON answer that validates as ``schema`` (and passes ``accept``, the
+    domain's own check: the problems it finds are said back like validation errors).
 
     The model is asked with ``format`` set to the schema (Ollama constrains its
     output to it); the answer is validated, repaired when malformed (fences, prose
@@ -156,6 +158,10 @@ def ask_json(
         if value is not None and result.done_reason == "length" and repaired:
             # Repair can close a cut-off object, but what was cut is gone: not whole.
             return None, ["the answer was cut off before the JSON ended"], []
+        if value is not None and accept is not None:
+            refused = accept(value)
+            if refused:
+                return None, refused, []
         return value, problems, []
 
     def follow_up(result: ChatResult, problems: list[str]) -> list[Message]:
@@ -265,8 +271,14 @@ def ask_text(
     max_attempts: int = 3,
     options: dict[str, Any] | None = None,
     on_token: TokenCallback | None = None,
+    accept: Callable[[str], tuple[str | None, list[str]]] | None = None,
 ) -> Checked[str]:
-    """Ask for prose: accepted when non-empty and complete (not cut off)."""
+    """Ask for prose: accepted when non-empty and complete (not cut off).
+
+    ``accept`` is the domain's own check of the text: the text to keep (it may repair
+    what it can, say strip a code fence), or None and the problems, which are said
+    back to the model for the next attempt.
+    """
 
     def check(result: ChatResult) -> tuple[str | None, list[str], list[CheckResult]]:
         text = result.content.strip()
@@ -274,13 +286,22 @@ def ask_text(
             return None, ["the answer was empty"], []
         if result.done_reason == "length":
             return None, ["the answer was cut off at the length limit"], []
+        if accept is not None:
+            kept, problems = accept(text)
+            if kept is None:
+                return None, problems or ["the answer was refused"], []
+            return kept, [], []
         return text, [], []
 
     def follow_up(result: ChatResult, problems: list[str]) -> list[Message]:
-        # Not cut off (the loop handles that): empty, or the prompt was cut.
-        if result.content.strip():
-            return [Message(role="user", content=prompts.text("continue_shorter"))]
-        return []
+        # Not cut off (the loop handles that): empty, refused by ``accept``, or the
+        # prompt was cut.
+        if not result.content.strip():
+            return []
+        if accept is not None and not result.prompt_truncated:
+            listed = "\n".join(f"- {p}" for p in problems)
+            return [Message(role="user", content=prompts.text("repair_text", problems=listed))]
+        return [Message(role="user", content=prompts.text("continue_shorter"))]
 
     return _ask(
         model,

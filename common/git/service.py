@@ -73,6 +73,18 @@ class GitLinkInput(BaseModel):
     schedule: str | None = Field(
         None, description='Sync every "15m", "2h" or "1d" (at least 5 minutes); null: never.'
     )
+    host_kind: Literal["github", "gitlab", "bitbucket"] | None = Field(
+        None,
+        description=(
+            "The REST API the host speaks (pull requests, review comments, statuses);"
+            " derived for github.com, gitlab.com and bitbucket.org."
+        ),
+    )
+    api_url: str | None = Field(
+        None,
+        max_length=2000,
+        description="The host's API base, for a self-hosted GitLab or GitHub Enterprise.",
+    )
 
     @field_validator("schedule")
     @classmethod
@@ -91,6 +103,8 @@ class GitLinkPublic(BaseModel):
     branch: str | None
     schedule: str | None
     next_sync_at: datetime | None
+    host_kind: str | None = None
+    api_url: str | None = None
 
 
 class GitSyncInput(BaseModel):
@@ -158,6 +172,8 @@ def _link_public(row: dict[str, Any]) -> GitLinkPublic:
         branch=row["git_branch"],
         schedule=row["sync_schedule"],
         next_sync_at=row["next_sync_at"],
+        host_kind=row.get("git_host_kind"),
+        api_url=row.get("git_api_url"),
     )
 
 
@@ -188,6 +204,15 @@ def link_project(
     remote = gitcmd.check_remote_url(
         body.remote_url, allow_private=settings.ALLOW_PRIVATE_GIT_HOSTS
     )
+    api_url = None
+    if body.api_url is not None:
+        # The token goes to this address: the same policy as the remote.
+        checked = gitcmd.check_remote_url(
+            body.api_url, allow_private=settings.ALLOW_PRIVATE_GIT_HOSTS
+        )
+        if checked.scheme != "https" or "://" not in checked.url:
+            raise InvalidInput("api_url must be an https:// URL")
+        api_url = checked.url.rstrip("/")
     before = store.find_link(project_id=project_id, owner_key_id=owner_key_id)
     if before is None:
         raise NotFound(f"no project {project_id}")
@@ -198,6 +223,8 @@ def link_project(
         branch=body.branch,
         schedule=body.schedule,
         interval_s=parse_schedule(body.schedule) if body.schedule else None,
+        host_kind=body.host_kind,
+        api_url=api_url,
     )
     if row is None:
         raise NotFound(f"no project {project_id}")
@@ -206,7 +233,7 @@ def link_project(
     return _link_public(row)
 
 
-def _linked(store: GitSyncStore, project_id: UUID, owner_key_id: UUID | None) -> dict[str, Any]:
+def linked_row(store: GitSyncStore, project_id: UUID, owner_key_id: UUID | None) -> dict[str, Any]:
     row = store.find_link(project_id=project_id, owner_key_id=owner_key_id)
     if row is None:
         raise NotFound(f"no project {project_id}")
@@ -227,7 +254,7 @@ def submit_sync(
     """Queue a ``git_sync`` job (clone or pull, then push) and record its run."""
     from common.jobs import submit_job
 
-    _linked(store, project_id, principal.key_id)
+    linked_row(store, project_id, principal.key_id)
     if run_id is None:
         run_id = UUID(str(store.insert_run(project_id=project_id, trigger=trigger)["id"]))
     accepted = submit_job(
@@ -246,7 +273,7 @@ def submit_merge(
     """Queue a ``git_merge`` job."""
     from common.jobs import submit_job
 
-    _linked(store, project_id, principal.key_id)
+    linked_row(store, project_id, principal.key_id)
     return submit_job(
         kind="git_merge",
         input={"project_id": str(project_id), **body.model_dump(mode="json")},
@@ -288,7 +315,7 @@ def git_status(
 # -- the work (inside jobs) ---------------------------------------------------
 
 
-class _Repo:
+class GitCheckout:
     """One project's workspace and how to reach its remote."""
 
     def __init__(
@@ -378,8 +405,8 @@ def sync_project(
         if run_id is not None:
             store.update_run(run_id, status="running")
         try:
-            repo = _Repo(
-                row=_linked(store, project_id, owner_key_id),
+            repo = GitCheckout(
+                row=linked_row(store, project_id, owner_key_id),
                 settings=settings,
                 credentials=credentials,
             )
@@ -404,7 +431,7 @@ def sync_project(
         }
 
 
-def row_owner(repo: _Repo) -> UUID:
+def row_owner(repo: GitCheckout) -> UUID:
     return UUID(str(repo.owner_key_id))
 
 
@@ -413,7 +440,7 @@ def row_owner(repo: _Repo) -> UUID:
 _REGULAR_MODES = {"100644", "100755"}
 
 
-def store_branch(repo: _Repo, *, project_id: UUID, owner_key_id: UUID) -> TreeChange | None:
+def store_branch(repo: GitCheckout, *, project_id: UUID, owner_key_id: UUID) -> TreeChange | None:
     """The branch's tracked files as the project's stored files, when the commit is not
     the one stored already; None when it is. Only paths git says changed since the
     stored commit are read again."""
@@ -498,10 +525,10 @@ def merge_branch(
     with store.project_lock(project_id) as got:
         if not got:
             raise Conflict("another git operation is running on this project; try again")
-        row = _linked(store, project_id, owner_key_id)
+        row = linked_row(store, project_id, owner_key_id)
         if body.proposal_id is not None and not body.accept:
             return _reject(store, row, body.proposal_id, owner_key_id)
-        repo = _Repo(row=row, settings=settings, credentials=credentials)
+        repo = GitCheckout(row=row, settings=settings, credentials=credentials)
         repo.update()
         if body.accept:
             return _accept(
@@ -550,7 +577,7 @@ def merge_branch(
 
 
 def _propose(
-    repo: _Repo,
+    repo: GitCheckout,
     *,
     branch: str,
     ours: str,
@@ -603,14 +630,14 @@ def _propose(
     )
 
 
-def _stage(repo: _Repo, stage: int, path: str) -> str:
+def _stage(repo: GitCheckout, stage: int, path: str) -> str:
     try:
         return repo.git(["show", f":{stage}:{path}"])
     except gitcmd.GitError:
         return ""  # added on one side only: that stage does not exist
 
 
-def _run_tests(repo: _Repo, proposed: dict[str, str]) -> list[dict[str, Any]]:
+def _run_tests(repo: GitCheckout, proposed: dict[str, str]) -> list[dict[str, Any]]:
     """The project's tests on the merged tree, in the sandbox; [] when it has none."""
     from common.actions.inputs import is_test_path
     from common.actions.verify import test_checks
@@ -636,7 +663,7 @@ def _run_tests(repo: _Repo, proposed: dict[str, str]) -> list[dict[str, Any]]:
     return [r.to_dict() for r in results]
 
 
-def _apply(repo: _Repo, proposal: MergeProposal) -> None:
+def _apply(repo: GitCheckout, proposal: MergeProposal) -> None:
     for item in proposal.files:
         if item.content is None:
             raise InvalidInput(f"the proposal has no content for {item.path}")
@@ -648,7 +675,7 @@ def _apply(repo: _Repo, proposal: MergeProposal) -> None:
 
 
 def _commit(
-    repo: _Repo,
+    repo: GitCheckout,
     body: GitMergeInput,
     *,
     model: ModelClient,
@@ -665,7 +692,7 @@ def _commit(
 
 
 def _write_message(
-    repo: _Repo, body: GitMergeInput, *, model: ModelClient, max_attempts: int
+    repo: GitCheckout, body: GitMergeInput, *, model: ModelClient, max_attempts: int
 ) -> str:
     from common.agents import prompts
     from common.agents.checked import ask_text
@@ -684,7 +711,7 @@ def _write_message(
 def _save_proposal(
     store: GitSyncStore,
     row: dict[str, Any],
-    repo: _Repo,
+    repo: GitCheckout,
     proposal: MergeProposal,
     *,
     conflicts: list[str],
@@ -727,7 +754,7 @@ def _reject(
 
 
 def _accept(
-    repo: _Repo,
+    repo: GitCheckout,
     body: GitMergeInput,
     *,
     row: dict[str, Any],

@@ -13,7 +13,10 @@ from psycopg.types.json import Jsonb
 
 from common.stores.postgres import PostgresStore
 
-_LINK = "id, owner_key_id, git_remote, git_branch, sync_schedule, next_sync_at"
+_LINK = (
+    "id, owner_key_id, git_remote, git_branch, sync_schedule, next_sync_at,"
+    " git_host_kind, git_api_url"
+)
 _RUN = "id, project_id, trigger, job_id, status, message, created_at, finished_at"
 _PROPOSAL = (
     "id, project_id, owner_key_id, branch, target_branch, ours, theirs, conflicts, files,"
@@ -48,15 +51,27 @@ class GitSyncStore:
         branch: str | None,
         schedule: str | None,
         interval_s: int | None,
+        host_kind: str | None = None,
+        api_url: str | None = None,
     ) -> dict[str, Any] | None:
         with self.postgres.connection() as conn:
             row: dict[str, Any] | None = conn.execute(
                 "UPDATE projects SET git_remote = %s, git_branch = %s, sync_schedule = %s,"
                 " next_sync_at = CASE WHEN %s::integer IS NULL THEN NULL"
                 "   ELSE now() + make_interval(secs => %s::integer) END,"
-                " updated_at = now()"
+                " git_host_kind = %s, git_api_url = %s, updated_at = now()"
                 f" WHERE id = %s AND owner_key_id = %s RETURNING {_LINK}",
-                (remote, branch, schedule, interval_s, interval_s, project_id, owner_key_id),
+                (
+                    remote,
+                    branch,
+                    schedule,
+                    interval_s,
+                    interval_s,
+                    host_kind,
+                    api_url,
+                    project_id,
+                    owner_key_id,
+                ),
             ).fetchone()
         return row
 

@@ -41,6 +41,11 @@ KINDS: dict[str, str] = {
     "storage_finish": "common.storage.s3_uploads:run_finish_job",
     # A project's dependencies installed for its own tests (common/environments/build.py).
     "project_env": "common.environments.build:run_job",
+    # A verified result applied to the project: a pushed branch and PR, or a new
+    # revision of its stored files (common/git/changes.py).
+    "project_change": "common.git.changes:run_job",
+    # A change judged on what it changed (common/review/service.py).
+    "review": "common.review.service:run_job",
 }
 
 _loaded: dict[str, Runner] = {}

@@ -589,21 +589,34 @@ def open_download(
     path: str,
     range_header: str | None,
     store_: ProjectStore,
+    revision: str | None = None,
 ) -> Download:
-    """The stored file ``path`` and the part of it asked for.
+    """The stored file ``path`` (as it was at ``revision``, when given) and the part of
+    it asked for.
 
     Raises
     ------
     NotFound
-        Not the caller's project, or no such file.
+        Not the caller's project, no such file, or not at that revision.
     RangeNotSatisfiable
     """
     from common.storage.s3 import get_s3_storage
+    from common.storage.tree import revision_file, revision_key, source_of
     from common.stores.mongo import get_mongo
 
     get_project(project_id=project_id, owner_key_id=owner_key_id, store=store_)
-    doc = get_mongo()["storage_files"].find_one({"project_id": str(project_id), "path": path})
     s3 = get_s3_storage()
+    if revision is not None and revision != source_of(project_id)[0].revision:
+        kept, sha = revision_file(project_id, revision, path)
+        if kept is not None:
+            if s3 is not None:
+                key = revision_key(str(project_id), kept, path)
+                url = s3.presign_get(key, path.rsplit("/", 1)[-1])
+                return Download(None, s3.head_size(key) or 0, sha, None, url)
+            old = store.storage_root(project_id) / "revisions" / kept / path
+            size = old.stat().st_size
+            return Download(old, size, sha, parse_range(range_header, size))
+    doc = get_mongo()["storage_files"].find_one({"project_id": str(project_id), "path": path})
     if s3 is not None:
         if doc is None:
             raise NotFound(f"no file {path!r} in the project")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -421,6 +421,136 @@ def store_texts(
         replace=True,
         queue_index=queue_index,
     )
+
+
+def apply_change(
+    *,
+    project_id: UUID | str,
+    owner_key_id: UUID,
+    files: Mapping[str, str],
+    deleted: Sequence[str] = (),
+) -> TreeChange:
+    """A change to some of the stored files (the others kept) as a new revision.
+
+    What the change replaces or deletes is kept first, as it was, under the old
+    revision (``revisions/<revision>/``, listed in ``project_meta.revisions``), so
+    :func:`revision_file` can still serve the files of any earlier revision.
+
+    Raises
+    ------
+    InvalidInput
+        ``deleted`` names a file that is not stored.
+    StoreUnavailable
+        MongoDB (or S3) failed.
+    """
+    from common.errors import InvalidInput
+    from common.stores.mongo import get_mongo
+
+    pid = str(project_id)
+    before, _ = source_of(pid)
+    existing = stored_hashes(pid)
+    missing = [p for p in deleted if p not in existing]
+    if missing:
+        raise InvalidInput(f"the change deletes files that are not stored: {missing[:5]}")
+    touched = sorted(p for p in {*files, *deleted} if p in existing)
+    hashes = {**existing, **{p: hashlib.sha256(t.encode()).hexdigest() for p, t in files.items()}}
+    for path in deleted:
+        hashes.pop(path, None)
+    digest = hashlib.sha256()
+    for path in sorted(hashes):
+        digest.update(f"{path}\0{hashes[path]}\n".encode())
+    old, new = before.revision or "initial", digest.hexdigest()
+    kept = _keep_revision(pid, old, touched)
+    entry = {
+        "revision": old,
+        "to": new,
+        "kept_at": datetime.now(UTC),
+        "files": kept,
+        "created": sorted(p for p in files if p not in existing),
+    }
+    get_mongo()["project_meta"].update_one({"project_id": pid}, {"$push": {"revisions": entry}})
+    sizes = write_texts(project_id, files)
+    texts = {p: t for p, t in files.items() if sizes[p] <= TEXT_FILE_MAX_BYTES and "\0" not in t}
+    return commit_tree(
+        project_id=project_id,
+        owner_key_id=owner_key_id,
+        names=sorted(hashes),
+        sizes=sizes,
+        hashes=hashes,
+        texts=texts,
+        source=Source(kind=before.kind, revision=new, ref=before.ref),
+        replace=True,
+    )
+
+
+def _keep_revision(pid: str, revision: str, paths: Sequence[str]) -> dict[str, str]:
+    """Copy ``paths`` as they are now under ``revisions/<revision>/``; path -> SHA-256."""
+    import shutil
+
+    from common.storage.s3 import get_s3_storage
+    from common.stores.mongo import get_mongo
+
+    s3 = get_s3_storage()
+    docs = get_mongo()["storage_files"].find(
+        {"project_id": pid, "path": {"$in": list(paths)}}, {"_id": 0, "path": 1, "sha256": 1}
+    )
+    kept = {d["path"]: d["sha256"] for d in docs}
+    for path in kept:
+        if s3 is not None:
+            from common.storage.s3_uploads import file_key
+
+            s3.copy(file_key(pid, path), revision_key(pid, revision, path))
+            continue
+        target = store.storage_root(pid) / "revisions" / revision / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(files_dir(pid) / path, target)
+    return kept
+
+
+def revision_key(pid: str, revision: str, path: str) -> str:
+    """The S3 key of a file kept for an earlier revision."""
+    return f"{pid}/revisions/{revision}/{path}"
+
+
+def revision_file(project_id: UUID | str, revision: str, path: str) -> tuple[str | None, str]:
+    """Where ``path`` as it was at ``revision`` is: the earlier revision whose kept copy
+    holds it (or None: the current file is it), and its SHA-256.
+
+    A kept revision holds only the files the change after it replaced; a file a later
+    change replaced is in that later revision's copy, and one no change replaced
+    since is the current file, as long as nothing but changes moved the files since
+    (an upload or a sync in between breaks the chain: not found, never a wrong file).
+
+    Raises
+    ------
+    NotFound
+        No such revision, or the file did not exist then (or cannot be told).
+    """
+    from common.errors import NotFound
+    from common.stores.mongo import get_mongo
+
+    pid = str(project_id)
+    meta = get_mongo()["project_meta"].find_one({"project_id": pid}) or {}
+    history = list(meta.get("revisions") or [])
+    current = str((meta.get("source") or {}).get("revision") or "")
+    start = next((i for i, r in enumerate(history) if r.get("revision") == revision), None)
+    if start is None:
+        raise NotFound(f"no earlier revision {revision!r} of the project's files")
+    for i in range(start, len(history)):
+        entry = history[i]
+        kept = entry.get("files") or {}
+        if path in kept:
+            return str(entry["revision"]), str(kept[path])
+        if path in (entry.get("created") or []):
+            break
+        following = history[i + 1]["revision"] if i + 1 < len(history) else current
+        if entry.get("to") != following:
+            break
+    else:
+        now = stored_hashes(pid)
+        if path in now:
+            return None, now[path]
+    raise NotFound(f"no file {path!r} at revision {revision!r}")
 
 
 def source_of(project_id: UUID | str) -> tuple[Source, int]:

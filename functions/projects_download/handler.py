@@ -27,9 +27,11 @@ async def download(
     project_id: UUID,
     path: Annotated[str, Query(min_length=1)],
     principal: PrincipalDep,
+    revision: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     range_: Annotated[str | None, Header(alias="range")] = None,
 ) -> StreamingResponse | RedirectResponse:
-    """The file's bytes, streamed; a `Range: bytes=a-b` gets 206 and that part."""
+    """The file's bytes, streamed; a `Range: bytes=a-b` gets 206 and that part. With
+    `revision`, the file as it was at an earlier revision (one a change replaced)."""
     found = await run_blocking(
         lambda: open_download(
             project_id=project_id,
@@ -37,6 +39,7 @@ async def download(
             path=path,
             range_header=range_,
             store_=get_project_store(),
+            revision=revision,
         )
     )
     if found.url is not None:

@@ -1,0 +1,1 @@
+"""Review of changes: on a request, and on pull requests through webhooks."""
