@@ -149,3 +149,18 @@ class ModelError(AppError):
 
     status = 502
     code = "model_error"
+
+
+class GitHostError(AppError):
+    """A git host's REST API (GitHub, GitLab, Bitbucket) failed, timed out, could not be
+    reached, or answered in a way we cannot use."""
+
+    status = 502
+    code = "git_host_error"
+
+
+class BadSignature(Unauthorized):
+    """A webhook delivery whose signature (or token) does not verify with the project's
+    secret: it may not be from the host, so nothing in it is acted on."""
+
+    code = "bad_signature"

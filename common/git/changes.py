@@ -549,9 +549,13 @@ def _open_pull_request(
     title = body.title or f"AI Orchestrator: {what}"
     if not change.verified:
         title = f"[unverified] {title}"
-    opened = HostClient(_host_of(row), token).open_pull_request(
-        head=branch, base=base, title=title[:200], body=pull_request_body(change, commit=commit)
-    )
+    with HostClient(_host_of(row), token) as client:
+        opened = client.open_pull_request(
+            head=branch,
+            base=base,
+            title=title[:200],
+            body=pull_request_body(change, commit=commit),
+        )
     return PullRequestOut(kind=opened.kind, number=opened.number, url=opened.url)
 
 

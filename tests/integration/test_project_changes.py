@@ -318,3 +318,109 @@ def download(key: str, pid: str, path: str, revision: str | None = None) -> tupl
     body = response.get("body") or ""
     data = base64.b64decode(body) if response.get("isBase64Encoded") else body.encode()
     return response["statusCode"], data
+
+
+# -- pull requests ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def hosted(env: None, tmp_path: Path) -> Any:
+    """``acme/shop.git`` served by ``git http-backend``, and a stand-in of the three
+    hosts' REST APIs that knows that repository's branches as they are."""
+    from tests.utils.git_hosts import GitHostStandIn
+
+    root = tmp_path / "srv"
+    (root / "acme").mkdir(parents=True)
+    git("init", "--quiet", "--bare", "-b", "main", "acme/shop.git", cwd=root)
+    seed = tmp_path / "seed"
+    git("clone", "--quiet", str(root / "acme/shop.git"), str(seed), cwd=tmp_path)
+    git("checkout", "--quiet", "-b", "main", cwd=seed)
+    for path, text in FILES.items():
+        (seed / path).parent.mkdir(parents=True, exist_ok=True)
+        (seed / path).write_text(text)
+    git("add", ".", cwd=seed)
+    git("commit", "--quiet", "-m", "seed", cwd=seed)
+    git("push", "--quiet", "origin", "main", cwd=seed)
+    server = GitHttpServer(root, user="git", token=TOKEN).start()
+    with GitHostStandIn(token=TOKEN) as api:
+        try:
+            yield server, api, root / "acme/shop.git"
+        finally:
+            server.stop()
+
+
+@pytest.mark.parametrize("kind", ["github", "gitlab", "bitbucket"])
+def test_a_verified_fix_opens_a_pull_request_whose_body_holds_the_verification(
+    api_key: str, ollama: Any, hosted: Any, kind: str
+) -> None:
+    from tests.integration.test_git_sync import run_sync
+
+    server, api, bare_repo = hosted
+    api.add_repo(kind, "acme/shop", git_dir=bare_repo)
+    # Given a project linked to the repository, saying which API its host speaks
+    call(
+        "git_credentials_create",
+        "POST",
+        "/api/git/credentials",
+        api_key,
+        {"host": server.host, "token": TOKEN},
+    )
+    pid = str(call("projects_create", "POST", "/api/projects", api_key, {"name": kind})[1]["id"])
+    status, link = call(
+        "projects_git_link",
+        "POST",
+        f"/api/projects/{pid}/git/link",
+        api_key,
+        {
+            "remote_url": f"{server.url}/acme/shop.git",
+            "branch": "main",
+            "host_kind": kind,
+            "api_url": api.api_url(kind),
+        },
+    )
+    assert status == 200 and link["host_kind"] == kind, link
+    assert run_sync(api_key, pid)["status"] == "succeeded"
+    job_id = fix_job(api_key, pid, ollama, FIXED)
+    # When the fix is applied with open: pull_request
+    status, accepted = change(
+        api_key, pid, {"job_id": job_id, "open": "pull_request", "message": MESSAGE}
+    )
+    assert status == 202, accepted
+    row = run(accepted["job_id"])
+    assert row["status"] == "succeeded", row
+    result = row["result"]
+    # Then the host got one pull/merge request from the pushed branch into main
+    (opened,) = api.pull_requests
+    assert opened["head"] == result["branch"] and opened["base"] == "main"
+    assert opened["head_sha"] == result["commit"]
+    pr = result["pull_request"]
+    assert pr["number"] == opened["number"] and pr["url"] == opened["url"]
+    assert pr["kind"] == ("merge_request" if kind == "gitlab" else "pull_request")
+    # And its body is the verification: the failing test now passes, and how it ran
+    body = opened.get("body") or opened.get("description") or ""
+    assert body.startswith("**Verified**")
+    assert "| `test:tests/test_app.py::test_total` | fails | passes |" in body
+    assert "tests ran: yes" in body
+    # And the token went only in the auth header, never in a recorded body or path
+    for recorded in api.calls(kind):
+        assert TOKEN not in recorded.path and TOKEN not in str(recorded.json)
+
+
+def test_a_link_with_an_api_url_on_a_private_address_is_refused_without_the_setting(
+    api_key: str, set_env: Any, hosted: Any
+) -> None:
+    server, api, _ = hosted
+    pid = str(call("projects_create", "POST", "/api/projects", api_key, {"name": "p"})[1]["id"])
+    set_env(ALLOW_PRIVATE_GIT_HOSTS="false")
+    status, answer = call(
+        "projects_git_link",
+        "POST",
+        f"/api/projects/{pid}/git/link",
+        api_key,
+        {
+            "remote_url": "https://github.com/acme/shop.git",
+            "host_kind": "github",
+            "api_url": api.api_url("github"),
+        },
+    )
+    assert status == 422, answer
