@@ -85,23 +85,29 @@ def _parser() -> argparse.ArgumentParser:
 
 def _rotate_git_tokens(store: PostgresStore) -> int:
     from common.git.credentials import PostgresGitCredentialStore, rotate_tokens, token_cipher
+    from common.review.webhooks import PostgresWebhookStore
 
-    result = rotate_tokens(
-        store=PostgresGitCredentialStore(store), cipher=token_cipher(get_settings())
-    )
-    print(
-        f"re-encrypted {result.rotated} Git token(s) under the current key"
-        f" ({result.changed_meanwhile} replaced by their owner meanwhile)"
-    )
-    if result.failed:
-        # Ids only: never a token. Dropping the old keys now would lose these for good.
+    cipher = token_cipher(get_settings())
+    failed = 0
+    # Webhook secrets are sealed with the same key as Git tokens: they rotate together.
+    for what, sealed in (
+        ("Git token", PostgresGitCredentialStore(store)),
+        ("webhook secret", PostgresWebhookStore(store, cipher=cipher)),
+    ):
+        result = rotate_tokens(store=sealed, cipher=cipher)
         print(
-            f"error: {len(result.failed)} token(s) open with no configured key; keep the old"
-            " keys in SECRET_KEY_PREVIOUS: " + ", ".join(str(i) for i in result.failed),
-            file=sys.stderr,
+            f"re-encrypted {result.rotated} {what}(s) under the current key"
+            f" ({result.changed_meanwhile} replaced by their owner meanwhile)"
         )
-        return 1
-    return 0
+        if result.failed:
+            # Ids only: never a secret. Dropping the old keys now would lose these for good.
+            print(
+                f"error: {len(result.failed)} {what}(s) open with no configured key; keep the"
+                " old keys in SECRET_KEY_PREVIOUS: " + ", ".join(str(i) for i in result.failed),
+                file=sys.stderr,
+            )
+            failed += len(result.failed)
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,6 +42,15 @@ class GitSyncStore:
             f"SELECT {_LINK} FROM projects WHERE id = %s", (project_id,), owner_key_id
         )
 
+    def linked_projects(self) -> list[dict[str, Any]]:
+        """Every project linked to a remote, of any key: a webhook is matched to one
+        by its repository, and verified with that project's secret after."""
+        with self.postgres.connection() as conn:
+            rows: list[dict[str, Any]] = conn.execute(
+                f"SELECT {_LINK} FROM projects WHERE git_remote IS NOT NULL"
+            ).fetchall()
+        return rows
+
     def set_link(
         self,
         *,

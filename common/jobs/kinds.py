@@ -46,6 +46,8 @@ KINDS: dict[str, str] = {
     "project_change": "common.git.changes:run_job",
     # A change judged on what it changed (common/review/service.py).
     "review": "common.review.service:run_job",
+    # A pull request's review from its webhook, posted back (common/review/pull_requests.py).
+    "pr_review": "common.review.pull_requests:run_job",
 }
 
 _loaded: dict[str, Runner] = {}
