@@ -238,6 +238,10 @@ def _keep(project_id: UUID, key_id: UUID | None, event: Any, out: ReviewOutput) 
     report_id = new_report_id()
     if key_id is None:
         return report_id
+    sarif_id = None
+    if out.sarif is not None:
+        # Its own report, so a CI or code-scanning upload downloads the SARIF as is.
+        sarif_id = save_report("sarif", key_id=key_id, body=out.sarif)
     body = {
         "report_id": report_id,
         "report_url": report_url(report_id),
@@ -253,7 +257,9 @@ def _keep(project_id: UUID, key_id: UUID | None, event: Any, out: ReviewOutput) 
             "base_ref": event.base_ref,
             "head_ref": event.head_ref,
         },
-        **out.model_dump(mode="json"),
+        **out.model_dump(mode="json", exclude={"sarif"}),
+        "sarif_report_id": sarif_id,
+        "sarif_url": report_url(sarif_id) if sarif_id else None,
     }
     save_report("review", key_id=key_id, body=body, report_id=report_id)
     return report_id
@@ -327,7 +333,7 @@ def review_history(
         get_mongo()["reports"]
         .find(
             {"key_id": str(owner_key_id), "kind": "review", "body.project_id": str(project_id)},
-            {"_id": 0, "body.comments": 0, "body.usage": 0},
+            {"_id": 0, "body.comments": 0, "body.usage": 0, "body.sarif": 0},
         )
         .sort("created_at", -1)
         .limit(limit)

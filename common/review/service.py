@@ -98,6 +98,9 @@ class ReviewOutput(BaseModel):
     model: str | None = None
     usage: Usage = Field(default_factory=Usage)
     model_error: str | None = None
+    sarif: dict[str, Any] | None = Field(
+        None, description="SARIF 2.1.0 of the security scan's findings on changed lines."
+    )
     duration_ms: int
 
 
@@ -156,9 +159,8 @@ def review_change(
 ) -> ReviewOutput:
     """Findings on the change's added lines, suggestions, a summary and the verdict."""
     started = time.monotonic()
-    comments = [
-        c for c in _findings(change, checks, timeout_s) if c.line in change.added.get(c.path, ())
-    ]
+    found, sarif = _findings(change, checks, timeout_s)
+    comments = [c for c in found if c.line in change.added.get(c.path, ())]
     comments.sort(key=lambda c: (SEVERITIES.index(c.severity), c.path, c.line, c.rule))
     comments = _dedupe(comments)
     counts = {s: sum(1 for c in comments if c.severity == s) for s in SEVERITIES}
@@ -190,17 +192,33 @@ def review_change(
         model=model_name,
         usage=usage,
         model_error=model_error,
+        sarif=sarif,
         duration_ms=round((time.monotonic() - started) * 1000),
     )
 
 
-def _findings(change: Change, checks: list[Check], timeout_s: float) -> list[ReviewComment]:
+def _findings(
+    change: Change, checks: list[Check], timeout_s: float
+) -> tuple[list[ReviewComment], dict[str, Any] | None]:
+    """The tools' findings on the changed files, and the scan's SARIF log of those on
+    changed lines (None when the security check did not run)."""
     files = {p: t for p, t in change.files.items() if p in change.added}
     found: list[ReviewComment] = []
+    sarif = None
     if "security" in checks and files:
+        from common.security.sarif import build_sarif
         from common.security.scan import scan_files
 
-        for f in scan_files(files).findings:
+        scanned = scan_files(files)
+        on_changed = [
+            f for f in scanned.findings if f.line is not None and f.line in change.added[f.path]
+        ]
+        sarif = build_sarif(
+            [(f"R{i + 1}", f) for i, f in enumerate(on_changed)],
+            scanned.runs,
+            versions=scanned.versions,
+        )
+        for f in scanned.findings:
             if f.line is not None:
                 found.append(
                     ReviewComment(
@@ -229,7 +247,7 @@ def _findings(change: Change, checks: list[Check], timeout_s: float) -> list[Rev
                         message=f"{a.title}. {a.recommendation}".strip(),
                     )
                 )
-    return found
+    return found, sarif
 
 
 def _dedupe(comments: list[ReviewComment]) -> list[ReviewComment]:

@@ -179,6 +179,11 @@ def test_a_planted_injection_gets_a_comment_on_its_line_and_a_failing_status(
     assert status == 200, history
     (kept,) = history["items"]
     assert kept["verdict"] == "fail" and kept["pull_request"]["number"] == pr["number"]
+    # And the scan's SARIF is there to download, with the injection in it
+    status, sarif = call("reports_get", "GET", kept["sarif_url"], api_key)
+    assert status == 200 and sarif["version"] == "2.1.0", sarif
+    rules = {r["ruleId"] for run in sarif["runs"] for r in run["results"]}
+    assert "python-sql-string-formatting" in rules
     # And the same delivery again does nothing
     before = jobs_count()
     status, again = deliver(setup["pid"], body, setup["secret"], delivery=delivery)

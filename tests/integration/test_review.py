@@ -78,6 +78,17 @@ def test_a_planted_injection_fails_and_old_problems_are_not_blamed(
     assert top["rule"] == "python-sql-string-formatting"
     assert top["suggestion"] == SAFE
     assert answer["summary"].startswith("The new query is built from user input")
+    # And the scan's SARIF holds the changed lines' findings only, and is valid SARIF
+    from tests.unit.test_security_findings import assert_valid_sarif
+
+    assert_valid_sarif(answer["sarif"])
+    located = {
+        (r["ruleId"], r["locations"][0]["physicalLocation"]["region"]["startLine"])
+        for run in answer["sarif"]["runs"]
+        for r in run["results"]
+    }
+    assert ("python-sql-string-formatting", 10) in located
+    assert not any(rule == "B602" for rule, _ in located)
 
 
 def test_a_suggestion_that_breaks_the_file_or_keeps_the_problem_is_asked_again(

@@ -6,6 +6,7 @@ import { describeError, downloadFile } from "./api.js";
 import { codeBlock, languageOf } from "./code.js";
 import { sideBySideDiff } from "./diff.js";
 import { badge, clear, h, table } from "./dom.js";
+import { applyPart } from "./changes.js";
 import { attemptsView, filteredFindings, severityBadge, verificationView, verifiedBanner } from "./results.js";
 import { showMessage } from "./shell.js";
 
@@ -15,11 +16,13 @@ export function hasActionView(action) {
 }
 
 // Replace what `out` shows with the answer of `action` (job: the finished job, if any).
-export function renderActionResult(out, action, answer, job = null) {
+// options.onApplied(change) runs when a fix/optimize/test result has been applied to
+// its project (see changes.js).
+export function renderActionResult(out, action, answer, job = null, options = {}) {
   clear(out);
   const draw = RENDER[action] || renderRaw;
   out.append(h("h2", {}, `Result: ${action}`));
-  draw(out, answer, job);
+  draw(out, answer, job, options);
   const meta = [answer.model && `model ${answer.model}`, answer.usage && `${answer.usage.total_tokens} tokens`, answer.duration_ms != null && `${answer.duration_ms} ms`];
   out.append(h("p", { class: "muted meta" }, meta.filter(Boolean).join(" · ")));
   out.append(h("details", {}, h("summary", {}, "Raw JSON"), h("pre", {}, JSON.stringify(answer, null, 2))));
@@ -69,7 +72,13 @@ function renderExplain(out, answer) {
   if (answer.revision) out.append(h("p", { class: "muted context-revision" }, "Project context from revision ", h("code", { title: answer.revision }, answer.revision.slice(0, 12))));
 }
 
-function renderChange(out, answer) {
+// A job of a project: its result can go back to the project (a branch, a revision).
+function appendApply(out, answer, job, options) {
+  const part = applyPart(job, { verified: Boolean(answer.verified), onApplied: options.onApplied });
+  if (part) out.append(part);
+}
+
+function renderChange(out, answer, job, options) {
   out.append(verifiedBanner(answer.verified, answer.verified ? `${answer.path} passes its checks` : "the last candidate did not pass its checks"));
   const diff = answer.verified ? answer.diff : answer.candidate_diff;
   section(out, answer.verified ? "Diff" : "Last candidate (unverified)", sideBySideDiff(diff)).classList.add("diff-part");
@@ -79,9 +88,10 @@ function renderChange(out, answer) {
   if (answer.verified && Object.keys(answer.files || {}).length) section(out, "Files", filesView(answer.files, answer.language));
   const attempts = attemptsView(answer.attempts);
   if (attempts) out.append(attempts);
+  appendApply(out, answer, job, options);
 }
 
-function renderTests(out, answer) {
+function renderTests(out, answer, job, options) {
   out.append(verifiedBanner(answer.verified, `${answer.passed.length} test(s) pass with ${answer.framework}`));
   const holder = h("div", { class: "code-holder" });
   section(out, `Tests: ${answer.test_path}`, holder);
@@ -92,6 +102,7 @@ function renderTests(out, answer) {
   }
   const attempts = attemptsView(answer.attempts);
   if (attempts) out.append(attempts);
+  appendApply(out, answer, job, options);
 }
 
 function renderAnalyze(out, answer) {

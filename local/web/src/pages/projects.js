@@ -1,7 +1,8 @@
 // Projects: the key's projects listed by the server, create one, upload a file or
 // archive (resumable, with a progress bar), see its file tree, its source, index and
-// environment, run an action on one of its files, search it, link it to a git remote
-// and follow its syncs.
+// environment, run an action on one of its files (and apply its result back), search
+// it, link it to a git remote and follow its syncs, and see its pull request reviews,
+// their webhook and settings.
 import { renderActionResult } from "../lib/actionviews.js";
 import { api, describeError, downloadFile, isJobAccepted } from "../lib/api.js";
 import { badge, byId, clear, formatBytes, h, progressBar, table } from "../lib/dom.js";
@@ -152,7 +153,10 @@ async function openProject(id) {
   byId("project").hidden = false;
   byId("project-title").textContent = project.name;
   drawProject(project);
-  if (!same) loadGit();
+  if (!same) {
+    loadGit();
+    loadReviews();
+  }
 }
 
 // What belongs to the project being left: its index job panel, selection, results.
@@ -167,6 +171,10 @@ function leaveProject() {
   clear(byId("file-jobs"));
   clear(byId("file-result"));
   clear(byId("search-results"));
+  clear(byId("reviews-list"));
+  clear(byId("webhook-result"));
+  clear(byId("review-settings-state"));
+  byId("review-settings").reset(); // no GET for them: the defaults until saved
 }
 
 function drawProject(project) {
@@ -465,7 +473,8 @@ byId("file-action-form").addEventListener("submit", async (event) => {
       jobArea: byId("file-jobs"),
       kind: action,
       label: selectedPath,
-      onResult: (answer, job) => renderActionResult(out, action, answer, job),
+      // An applied change moves the stored files (or the branch): read the project again.
+      onResult: (answer, job) => renderActionResult(out, action, answer, job, { onApplied: () => current && openProject(current) }),
     });
   } catch (err) {
     showMessage(describeError(err));
@@ -662,6 +671,112 @@ byId("git-sync").addEventListener("click", async () => {
   } catch (err) {
     showMessage(describeError(err));
   }
+});
+
+// -- pull request reviews, the webhook that asks for them, their settings -----------
+
+const COUNT_ORDER = ["critical", "high", "medium", "low", "info"];
+const COUNT_KIND = { critical: "bad", high: "bad", medium: "warn" };
+
+function countsView(counts) {
+  const present = COUNT_ORDER.filter((s) => counts && counts[s]);
+  if (!present.length) return h("span", { class: "muted" }, "no findings");
+  return present.map((s) => h("span", { class: `badge sev-${s} ${COUNT_KIND[s] || ""} review-count`, dataset: { severity: s, count: String(counts[s]) } }, `${counts[s]} ${s}`));
+}
+
+function reviewRows(items) {
+  return table(
+    [
+      [
+        "Pull request",
+        (r) => {
+          const pr = r.pull_request || {};
+          const label = `#${pr.number}${pr.title ? ` ${pr.title}` : ""}`;
+          return pr.url ? h("a", { href: pr.url, target: "_blank", rel: "noopener", class: "review-pr" }, label) : h("span", { class: "review-pr" }, label);
+        },
+      ],
+      ["Verdict", (r) => badge(r.verdict, r.verdict === "pass" ? "ok" : "bad")],
+      ["Findings", (r) => countsView(r.counts)],
+      ["Fails on", (r) => r.fail_on || ""],
+      ["When", (r) => when(r.created_at)],
+      ["Report", (r) => (r.report_id ? h("a", { href: `/reports.html?report=${encodeURIComponent(r.report_id)}` }, "report") : "")],
+    ],
+    items,
+    { rowProps: (r) => ({ class: "review", dataset: { reportId: r.report_id || "", verdict: r.verdict } }) },
+  );
+}
+
+async function loadReviews() {
+  const box = byId("reviews-list");
+  const projectId = current;
+  box.dataset.state = "loading";
+  let page;
+  try {
+    page = await api(`/api/projects/${projectId}/reviews`);
+  } catch (err) {
+    if (current !== projectId) return;
+    box.replaceChildren(h("p", { class: "message error" }, describeError(err)));
+    box.dataset.state = "failed";
+    return;
+  }
+  if (current !== projectId) return;
+  const items = page.items || [];
+  box.replaceChildren(items.length ? reviewRows(items) : h("p", { class: "muted no-reviews" }, "No reviews yet"));
+  box.dataset.state = "loaded";
+}
+
+byId("refresh-reviews").addEventListener("click", () => current && loadReviews());
+
+byId("webhook").addEventListener("click", async () => {
+  if (!current) return;
+  showMessage("");
+  const box = clear(byId("webhook-result"));
+  const button = byId("webhook");
+  button.disabled = true;
+  let made;
+  try {
+    made = await api(`/api/projects/${current}/webhook`, { method: "POST" });
+  } catch (err) {
+    showMessage(describeError(err));
+    return;
+  } finally {
+    button.disabled = false;
+  }
+  const urls = made.urls || {};
+  box.append(
+    h("p", { class: "message info webhook-note" }, "The secret is shown only now: copy it into the host's webhook settings. Asking again makes a new one, and the old one stops working."),
+    h(
+      "dl",
+      { class: "facts-list" },
+      h("dt", {}, "Secret"),
+      h("dd", { dataset: { fact: "secret" } }, h("code", { class: "webhook-secret" }, made.secret)),
+      Object.entries(urls).map(([provider, url]) => [h("dt", {}, provider), h("dd", { dataset: { fact: provider } }, h("code", { class: "webhook-url", dataset: { provider } }, url))]),
+    ),
+  );
+});
+
+byId("review-settings").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (!current) return;
+  showMessage("");
+  const state = clear(byId("review-settings-state"));
+  const checks = [...byId("review-settings").querySelectorAll("input[name=review-check]:checked")].map((box) => box.value);
+  if (!checks.length) {
+    showMessage("Choose at least one check.");
+    return;
+  }
+  let saved;
+  try {
+    saved = await api(`/api/projects/${current}/review/settings`, { method: "PUT", body: { checks, fail_on: byId("review-fail-on").value } });
+  } catch (err) {
+    showMessage(describeError(err));
+    return;
+  }
+  for (const box of byId("review-settings").querySelectorAll("input[name=review-check]")) box.checked = saved.checks.includes(box.value);
+  byId("review-fail-on").value = saved.fail_on;
+  state.dataset.checks = saved.checks.join(",");
+  state.dataset.failOn = saved.fail_on;
+  state.append("Saved: ", h("code", {}, saved.checks.join(" + ")), `, failing at ${saved.fail_on} or above.`);
 });
 
 const wanted = new URLSearchParams(window.location.search).get("project");
