@@ -117,6 +117,13 @@ class ChangeOutput(BaseModel):
     forced: bool
     message: str
     pull_request: PullRequestOut | None = None
+    conflicts: list[str] = Field(
+        default_factory=list,
+        description="Files that conflict with the base, which moved since the change's files.",
+    )
+    merge_job_id: UUID | None = Field(
+        None, description="With conflicts: the git_merge job proposing their resolution."
+    )
 
 
 class Change(BaseModel):
@@ -262,6 +269,21 @@ def run_job(input: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
             if not got:
                 raise Conflict("another git operation is running on this project; try again")
             out = _to_git(row, change, body, ctx=ctx, model=model, max_attempts=attempts)
+        if out.conflicts and out.base == row["git_branch"]:
+            # The existing merge machinery proposes (and checks) a resolution; nothing
+            # reaches the base until that proposal is accepted. Queued once the lock is
+            # released, which the merge job takes in its turn.
+            from common.jobs import submit_job
+            from common.jobs.service import KeyRef
+
+            assert ctx.key_id is not None
+            queued = submit_job(
+                kind="git_merge",
+                input={"project_id": str(project_id), "branch": out.branch, "auto": False},
+                principal=KeyRef(ctx.key_id),
+                project_id=project_id,
+            )
+            out.merge_job_id = queued.job_id
     else:
         out = _to_stored(project_id, row, change, body, model=model, max_attempts=attempts)
     return out.model_dump(mode="json")
@@ -323,6 +345,7 @@ def _to_git(
             commit_args.append(f"--author={author.name} <{author.email}>")
         git(commit_args)
         commit = git(["rev-parse", "HEAD"]).strip()
+        conflicts = _conflicts_with(git, f"origin/{base}") if start != f"origin/{base}" else []
         ctx.progress("push", 60, f"pushing {branch}")
         try:
             git(["push", "--quiet", "origin", f"HEAD:refs/heads/{branch}"], remote=True)
@@ -355,7 +378,26 @@ def _to_git(
         forced=not change.verified,
         message=message,
         pull_request=pull_request,
+        conflicts=conflicts,
     )
+
+
+def _conflicts_with(git: Any, tip: str) -> list[str]:
+    """The files that conflict when ``tip`` is merged into the checked-out change (the
+    trial is undone either way)."""
+    from common.git.sync import GitError
+
+    try:
+        git(["merge", "--no-commit", "--no-ff", "--quiet", tip])
+        conflicted: list[str] = []
+    except GitError:
+        listed = git(["diff", "--name-only", "--diff-filter=U", "-z"])
+        conflicted = sorted(p for p in listed.split("\0") if p)
+    try:
+        git(["merge", "--abort"])
+    except GitError:
+        pass  # nothing to abort: the tip was already in the branch
+    return conflicted
 
 
 def _start_point(repo: Any, row: dict[str, Any], base: str) -> str:

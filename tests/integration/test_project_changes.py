@@ -147,6 +147,33 @@ def test_a_verified_fix_becomes_a_pushed_branch_holding_exactly_the_fix(
     assert git("rev-parse", "main", cwd=bare(tmp_path)).strip() == main
 
 
+def test_a_base_that_moved_into_a_conflict_gets_a_merge_proposal(
+    api_key: str, project: str, ollama: Any, tmp_path: Path
+) -> None:
+    # Given a verified fix made on the synced files, and then main moving: someone
+    # else changed the same line
+    job_id = fix_job(api_key, project, ollama, FIXED)
+    seed = tmp_path / "seed"
+    (seed / "app.py").write_text(APP.replace("+ 1", "+ 10"))
+    git("commit", "--quiet", "-am", "ten", cwd=seed)
+    git("push", "--quiet", "origin", "main", cwd=seed)
+    # When the fix is applied
+    status, accepted = change(api_key, project, {"job_id": job_id, "message": "Fix total"})
+    assert status == 202, accepted
+    row = run(accepted["job_id"])
+    assert row["status"] == "succeeded", row
+    result = row["result"]
+    # Then the branch holds the fix on the files it was made on, says what conflicts,
+    # and the merge machinery was asked for a checked proposal, not a push to main
+    assert result["conflicts"] == ["app.py"] and result["merge_job_id"]
+    assert git("show", f"{result['commit']}:app.py", cwd=bare(tmp_path)) == FIXED
+    merged = run(result["merge_job_id"])
+    assert merged["status"] == "succeeded", merged
+    assert merged["result"]["status"] == "conflicts", merged["result"]
+    assert merged["result"]["conflicts"] == ["app.py"]
+    assert git("show", "main:app.py", cwd=bare(tmp_path)) == APP.replace("+ 1", "+ 10")
+
+
 def run_result(job_id: str) -> dict[str, Any]:
     from common.jobs.store import get_job_store
 
