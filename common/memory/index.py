@@ -246,14 +246,6 @@ class TextFiles:
                 yield path, self.files[path]
 
 
-def files_digest(hashes: Mapping[str, str]) -> str:
-    """One digest of a tree's paths and file hashes."""
-    digest = hashlib.sha256()
-    for path in sorted(hashes):
-        digest.update(f"{path}\0{hashes[path]}\n".encode())
-    return digest.hexdigest()
-
-
 def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -385,6 +377,8 @@ def index_files(
     client = client if client is not None else _qdrant()
     collection = collection_for(project_id)
     meta_id = meta_point_id(project_id)
+    from common.storage.tree import files_digest
+
     hashes = source.hashes()
     digest = files_digest(hashes)
     with _qdrant_errors("preparing the project's index"):

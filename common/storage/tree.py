@@ -117,6 +117,14 @@ def texts_digest(files: Mapping[str, str]) -> str:
     return hasher.hexdigest()
 
 
+def files_digest(hashes: Mapping[str, str]) -> str:
+    """One SHA-256 of a tree's paths and file hashes: the same tree, the same digest."""
+    digest = hashlib.sha256()
+    for path in sorted(hashes):
+        digest.update(f"{path}\0{hashes[path]}\n".encode())
+    return digest.hexdigest()
+
+
 def stored_hashes(project_id: UUID | str) -> dict[str, str]:
     """Every stored file's path -> SHA-256."""
     from common.stores.mongo import get_mongo
@@ -157,11 +165,8 @@ def local_tree(project_id: UUID | str) -> Path:
 
     pid = str(project_id)
     hashes = stored_hashes(pid)
-    digest = hashlib.sha256()
-    for path in sorted(hashes):
-        digest.update(f"{path}\0{hashes[path]}\n".encode())
     base = store.storage_root(pid) / "trees"
-    target = base / digest.hexdigest()[:24]
+    target = base / files_digest(hashes)[:24]
     if target.is_dir():
         return target
     base.mkdir(parents=True, exist_ok=True)
@@ -456,10 +461,7 @@ def apply_change(
     hashes = {**existing, **{p: hashlib.sha256(t.encode()).hexdigest() for p, t in files.items()}}
     for path in deleted:
         hashes.pop(path, None)
-    digest = hashlib.sha256()
-    for path in sorted(hashes):
-        digest.update(f"{path}\0{hashes[path]}\n".encode())
-    old, new = before.revision or "initial", digest.hexdigest()
+    old, new = before.revision or "initial", files_digest(hashes)
     kept = _keep_revision(pid, old, touched)
     entry = {
         "revision": old,

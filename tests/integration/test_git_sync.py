@@ -71,14 +71,16 @@ def env(set_env: Callable[..., None]) -> None:
 
 
 @contextmanager
-def served_repo(tmp_path: Path, files: dict[str, str]) -> Iterator[GitHttpServer]:
-    """A bare repository ``repo.git`` served over smart HTTP (user git, TOKEN), with
-    one commit of ``files`` (path: text) on main."""
+def served_repo(
+    tmp_path: Path, files: dict[str, str], *, name: str = "repo.git"
+) -> Iterator[GitHttpServer]:
+    """A bare repository ``name`` served over smart HTTP (user git, TOKEN), with one
+    commit of ``files`` (path: text) on main, cloned in ``tmp_path/seed``."""
     root = tmp_path / "srv"
-    root.mkdir()
-    git("init", "--quiet", "--bare", "-b", "main", "repo.git", cwd=root)
+    (root / name).parent.mkdir(parents=True, exist_ok=True)
+    git("init", "--quiet", "--bare", "-b", "main", name, cwd=root)
     seed = tmp_path / "seed"
-    git("clone", "--quiet", str(root / "repo.git"), str(seed), cwd=tmp_path)
+    git("clone", "--quiet", str(root / name), str(seed), cwd=tmp_path)
     git("checkout", "--quiet", "-b", "main", cwd=seed)
     for path, text in files.items():
         (seed / path).parent.mkdir(parents=True, exist_ok=True)

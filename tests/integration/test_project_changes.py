@@ -356,24 +356,11 @@ def hosted(env: None, tmp_path: Path) -> Any:
     hosts' REST APIs that knows that repository's branches as they are."""
     from tests.utils.git_hosts import GitHostStandIn
 
-    root = tmp_path / "srv"
-    (root / "acme").mkdir(parents=True)
-    git("init", "--quiet", "--bare", "-b", "main", "acme/shop.git", cwd=root)
-    seed = tmp_path / "seed"
-    git("clone", "--quiet", str(root / "acme/shop.git"), str(seed), cwd=tmp_path)
-    git("checkout", "--quiet", "-b", "main", cwd=seed)
-    for path, text in FILES.items():
-        (seed / path).parent.mkdir(parents=True, exist_ok=True)
-        (seed / path).write_text(text)
-    git("add", ".", cwd=seed)
-    git("commit", "--quiet", "-m", "seed", cwd=seed)
-    git("push", "--quiet", "origin", "main", cwd=seed)
-    server = GitHttpServer(root, user="git", token=TOKEN).start()
-    with GitHostStandIn(token=TOKEN) as api:
-        try:
-            yield server, api, root / "acme/shop.git"
-        finally:
-            server.stop()
+    with (
+        served_repo(tmp_path, FILES, name="acme/shop.git") as server,
+        GitHostStandIn(token=TOKEN) as api,
+    ):
+        yield server, api, tmp_path / "srv" / "acme/shop.git"
 
 
 @pytest.mark.parametrize("kind", ["github", "gitlab", "bitbucket"])
