@@ -191,6 +191,137 @@ def test_a_planted_injection_gets_a_comment_on_its_line_and_a_failing_status(
     assert jobs_count() == before
 
 
+def host_payload(kind: str, s: dict[str, Any], pr: dict[str, Any]) -> bytes:
+    """A pull (merge) request opened, in ``kind``'s documented payload shape."""
+    if kind == "github":
+        return payload(s, pr)
+    if kind == "gitlab":
+        return json.dumps(
+            {
+                "object_kind": "merge_request",
+                "user": {"username": "ada"},
+                "project": {
+                    "git_http_url": s["remote"],
+                    "git_ssh_url": "git@gitlab.com:acme/shop.git",
+                    "web_url": s["remote"].removesuffix(".git"),
+                },
+                "object_attributes": {
+                    "iid": pr["number"],
+                    "title": f"Add {pr['branch']}",
+                    "url": pr["url"],
+                    "source_branch": pr["branch"],
+                    "target_branch": "main",
+                    "last_commit": {"id": pr["head"]},
+                    "action": "open",
+                    "state": "opened",
+                },
+            }
+        ).encode()
+    return json.dumps(
+        {
+            "pullrequest": {
+                "id": pr["number"],
+                "title": f"Add {pr['branch']}",
+                "state": "OPEN",
+                "links": {"html": {"href": pr["url"]}},
+                "source": {"branch": {"name": pr["branch"]}, "commit": {"hash": pr["head"]}},
+                "destination": {"branch": {"name": "main"}, "commit": {"hash": pr["base"]}},
+                "author": {"display_name": "Ada"},
+            },
+            "repository": {
+                "full_name": "acme/shop",
+                "links": {"html": {"href": "https://bitbucket.org/acme/shop"}},
+            },
+        }
+    ).encode()
+
+
+def host_deliver(kind: str, pid: str, body: bytes, secret: str) -> tuple[int, Any]:
+    delivery = str(uuid.uuid4())
+    signed = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    headers = {
+        "github": {
+            "X-GitHub-Event": "pull_request",
+            "X-GitHub-Delivery": delivery,
+            "X-Hub-Signature-256": signed,
+        },
+        "gitlab": {
+            "X-Gitlab-Event": "Merge Request Hook",
+            "X-Gitlab-Event-UUID": delivery,
+            "X-Gitlab-Token": secret,
+        },
+        "bitbucket": {
+            "X-Event-Key": "pullrequest:created",
+            "X-Request-UUID": delivery,
+            "X-Hub-Signature": signed,
+        },
+    }[kind]
+    response = invoke(
+        "webhooks",
+        "POST",
+        f"/api/webhooks/{kind}",
+        None,
+        raw=body,
+        headers={**headers, "Content-Type": "application/json"},
+        query=f"project={pid}",
+    )
+    return response["statusCode"], response_json(response)
+
+
+@pytest.mark.parametrize("kind", ["gitlab", "bitbucket"])
+def test_gitlab_and_bitbucket_get_their_comments_and_status_too(
+    api_key: str, hosted: Any, tmp_path: Path, ollama: Any, kind: str
+) -> None:
+    from tests.integration.test_git_sync import run_sync
+
+    server, api, bare = hosted
+    api.add_repo(kind, "acme/shop", git_dir=bare)
+    call(
+        "git_credentials_create",
+        "POST",
+        "/api/git/credentials",
+        api_key,
+        {"host": server.host, "token": TOKEN},
+    )
+    pid = str(call("projects_create", "POST", "/api/projects", api_key, {"name": kind})[1]["id"])
+    remote = f"{server.url}/acme/shop.git"
+    link = {"remote_url": remote, "host_kind": kind, "api_url": api.api_url(kind)}
+    assert (
+        call("projects_git_link", "POST", f"/api/projects/{pid}/git/link", api_key, link)[0] == 200
+    )
+    assert run_sync(api_key, pid)["status"] == "succeeded"
+    secret = call("projects_webhook", "POST", f"/api/projects/{pid}/webhook", api_key)[1]["secret"]
+    s = {"pid": pid, "remote": remote, "secret": secret, "api": api, "seed": tmp_path / "seed"}
+    # A merge (pull) request adding the injection, opened on the host
+    from common.git.hosts import HostClient, host_repo
+
+    seed = s["seed"]
+    git("checkout", "--quiet", "-B", "feature/users", "main", cwd=seed)
+    (seed / "app").mkdir(exist_ok=True)
+    (seed / "app/users.py").write_text(INJECTION)
+    git("add", ".", cwd=seed)
+    git("commit", "--quiet", "-m", "users", cwd=seed)
+    git("push", "--quiet", "origin", "feature/users", cwd=seed)
+    head = git("rev-parse", "HEAD", cwd=seed).strip()
+    base = git("rev-parse", "main", cwd=seed).strip()
+    repo = host_repo(remote, kind=kind, api_url=api.api_url(kind), allow_private=True)  # type: ignore[arg-type]
+    with HostClient(repo, TOKEN) as client:
+        opened = client.open_pull_request(head="feature/users", base="main", title="u", body="")
+    pr = {"number": opened.number, "url": opened.url, "head": head, "base": base}
+    pr["branch"] = "feature/users"
+    ollama.script(json.dumps({"summary": "An injection.", "suggestions": []}))
+    # When the host delivers it, signed its own way
+    status, answer = host_deliver(kind, pid, host_payload(kind, s, pr), secret)
+    assert status == 202 and answer["status"] == "queued", answer
+    row = run(answer["job_id"])
+    assert row["status"] == "succeeded", row
+    # Then the comment is on the injection's line, and the status fails, in the host's words
+    inline = [c for c in api.comments if c.get("type") == "inline"]
+    assert any(c["path"] == "app/users.py" and c["line"] == 6 for c in inline), api.comments
+    (state,) = [x for x in api.statuses if x["sha"] == head]
+    assert state["state"] == {"gitlab": "failed", "bitbucket": "FAILED"}[kind], state
+
+
 def test_a_clean_pull_request_gets_a_passing_status(setup: dict[str, Any], ollama: Any) -> None:
     pr = open_pull_request(setup, "feature/add", {"app/math.py": CLEAN})
     status, answer = deliver(setup["pid"], payload(setup, pr), setup["secret"])
