@@ -245,7 +245,10 @@ def test_a_delivery_whose_job_was_not_queued_can_be_forgotten_and_retried(
 
 
 def test_secrets_rotate_with_the_git_token_keys(
-    set_env: Callable[..., None], owner: UUID, new_project: Callable[[], UUID]
+    set_env: Callable[..., None],
+    owner: UUID,
+    new_project: Callable[[], UUID],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from common.config import get_settings
     from common.git.credentials import TokenCipher, rotate_tokens, token_cipher
@@ -260,10 +263,13 @@ def test_secrets_rotate_with_the_git_token_keys(
     assert get_webhook_store().secret_for(project) == secret.encode()
     result = rotate_tokens(store=get_webhook_store(), cipher=token_cipher(get_settings()))
     assert project not in result.failed and result.rotated >= 1
-    # (the operator's command rotates them too, beside the Git tokens)
+    # (the operator's command rotates them too, beside the Git tokens; its exit code
+    # also counts other tests' tokens, sealed under keys this test does not know)
     from common.cli import main
 
-    assert main(["git-credentials", "rotate"]) == 0
+    main(["git-credentials", "rotate"])
+    out, err = capsys.readouterr()
+    assert "webhook secret(s) under the current key" in out and str(project) not in err
     # Then with A dropped the secret still opens, and its row is under B
     set_env(SECRET_KEY=KEY_B, SECRET_KEY_PREVIOUS=None)
     assert get_webhook_store().secret_for(project) == secret.encode()
