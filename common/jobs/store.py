@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
-from common.errors import NotFound, StoreUnavailable
+from common.errors import InvalidInput, NotFound, StoreUnavailable
 from common.jobs.rules import ClaimDecision, decide_claim
 from common.paging import Cursor
 
@@ -161,6 +161,12 @@ class PostgresJobStore:
                 ).fetchone()
         except psycopg.errors.ForeignKeyViolation as exc:
             raise NotFound(f"no project {project_id}") from exc
+        except psycopg.errors.UntranslatableCharacter as exc:
+            # JSONB holds no \u0000: the request cannot become a job as it is.
+            raise InvalidInput(
+                "the request holds a NUL character (\\u0000), which a job cannot keep:"
+                " remove it, or send the request without options.async"
+            ) from exc
         if row is None:
             raise StoreUnavailable("PostgreSQL returned no row for the new job")
         return row

@@ -253,6 +253,7 @@ def test_a_bare_diff_needs_force(api_key: str, project: str, tmp_path: Path) -> 
         ({"diff": "x", "force": True, "open": "merge"}, 422, None),
         ({"diff": "x" * 1_100_000, "force": True}, 413, "payload_too_large"),
         ({"diff": "x", "force": "yes please"}, 422, None),
+        ({"diff": "--- a/x\n+++ b/x\n\u0000", "force": True}, 422, "invalid_input"),
     ],
 )
 def test_bad_input_is_a_clear_4xx(
@@ -438,3 +439,15 @@ def test_a_link_with_an_api_url_on_a_private_address_is_refused_without_the_sett
         },
     )
     assert status == 422, answer
+
+
+def test_a_nul_character_in_any_job_request_is_a_422(api_key: str) -> None:
+    # JSONB cannot hold \u0000: an async action asked with one is refused, not a 500
+    status, answer = call(
+        "fix",
+        "POST",
+        "/api/fix",
+        api_key,
+        {"code": "x = 1\u0000\n", "error": "e", "options": {"async": True}},
+    )
+    assert status == 422 and "NUL" in answer["error"]["message"], answer
