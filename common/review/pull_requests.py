@@ -84,10 +84,10 @@ def receive_webhook(
     ------
     NotFound
         An unknown provider.
-    Unauthorized-like 401 (from :mod:`common.review.webhooks`)
+    Unauthorized, BadSignature
         No project to verify against, or the signature does not verify: nothing runs.
-    InvalidInput
-        A verified delivery whose payload is not usable.
+    InvalidInput, BadRequest, MalformedJson
+        A payload that is not usable (a verified one, with ``project``).
     """
     from common.jobs import submit_job
     from common.jobs.service import KeyRef
