@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from common.errors import AppError, InvalidInput, MalformedJson, MethodNotAllowed, NotFound
+from common.text import shown
 
 
 def error_response(error: AppError) -> JSONResponse:
@@ -50,7 +51,13 @@ def validation_error(exc: RequestValidationError) -> AppError:
 
 
 def http_error(request: Request, exc: StarletteHTTPException) -> AppError:
-    method, path = request.method, request.url.path
+    method, path = request.method, shown(request.url.path)
+    if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+        # FastAPI's words for a body it could not decode: not UTF-8, or nested past
+        # the parser's depth. Unparsable either way, like any other malformed body.
+        return MalformedJson(
+            "the request body could not be parsed as JSON (not UTF-8, or nested too deeply)"
+        )
     if exc.status_code == 404:
         return NotFound(f"no route for {method} {path}")
     if exc.status_code == 405:

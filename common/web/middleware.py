@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.config import get_settings
 from common.context import begin_request, current_request, end_request
-from common.errors import AppError, PayloadTooLarge
+from common.errors import AppError, InvalidInput, PayloadTooLarge
 from common.logs import get_logger, logger
+from common.text import first_unstorable, shown, unstorable
 from common.web.errors import error_body_bytes
 from common.ws.metrics import record_request
 
@@ -31,6 +34,50 @@ async def _send_error(
     ]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+# Only a NUL escape or a surrogate escape can give text that cannot be stored (a raw
+# NUL or surrogate byte is not valid JSON or UTF-8): a body without either is not parsed
+# here at all.
+_MAYBE_UNSTORABLE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+
+
+def _refusal(field: str, reason: str) -> InvalidInput:
+    return InvalidInput(
+        f"{field} holds {reason}, which cannot be stored",
+        details={"fields": [{"path": field, "type": "unstorable_text", "message": reason}]},
+    )
+
+
+def _unstorable_url(scope: Scope) -> InvalidInput | None:
+    """A path or query value holding a NUL character (``%00``): the one rule of
+    :mod:`common.text`, before any route sees it."""
+    reason = unstorable(str(scope.get("path", "")))
+    if reason:
+        return _refusal("path", reason)
+    query = scope.get("query_string", b"").decode("latin-1")
+    if "%00" not in query and "\x00" not in query:
+        return None
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        reason = unstorable(name) or unstorable(value)
+        if reason:
+            return _refusal(f"query.{shown(name, 60)}", reason)
+    return None
+
+
+def _unstorable_body(scope: Scope, body: bytes) -> InvalidInput | None:
+    """A JSON body with a string (value or key) holding a NUL or a lone surrogate."""
+    if not body or _MAYBE_UNSTORABLE.search(body) is None:
+        return None
+    content_type = next((v for k, v in scope.get("headers", []) if k == b"content-type"), b"")
+    if content_type and b"json" not in content_type.lower():
+        return None
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        return None  # not JSON: the route's parser answers malformed_json
+    found = first_unstorable(parsed)
+    return _refusal(*found) if found else None
 
 
 class RequestContextMiddleware:
@@ -171,6 +218,10 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        refused = _unstorable_url(scope)
+        if refused is not None:
+            await _send_error(send, refused, [])
+            return
         streamed = _streamed_setting(scope)
         if streamed is not None:
             await self._stream(scope, receive, send, streamed)
@@ -195,6 +246,10 @@ class BodyLimitMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
+        refused = _unstorable_body(scope, body)
+        if refused is not None:
+            await _send_error(send, refused, [])
+            return
         replayed = False
 
         async def replay() -> Message:

@@ -256,7 +256,8 @@ def test_files_in_several_languages_with_tests_marked(api_key: str, ollama: Any)
     [
         ({"files": {"../outside.py": "x = 1\n"}}, "body.files.../outside.py.[key]"),
         ({"files": {"/etc/passwd": "x = 1\n"}}, "body.files./etc/passwd.[key]"),
-        ({"files": {"nul\x00.py": "x = 1\n"}}, "body.files.nul\x00.py.[key]"),
+        # Escaped in the answer: an error never echoes a control character.
+        ({"files": {"nul\x00.py": "x = 1\n"}}, "body.files.nul\\x00.py.[key]"),
         ({"code": "x = 1\n", "path": "../x.py"}, "body.path"),
         ({"code": "x = 1\n", "path": "/abs.py"}, "body.path"),
     ],
