@@ -61,7 +61,7 @@ def http_error(request: Request, exc: StarletteHTTPException) -> AppError:
     if exc.status_code == 404:
         return NotFound(f"no route for {method} {path}")
     if exc.status_code == 405:
-        allow = (exc.headers or {}).get("Allow", "")
+        allow = _allowed(request) or (exc.headers or {}).get("Allow", "")
         return MethodNotAllowed(
             f"{method} is not allowed on {path}; allowed: {allow or 'none'}",
             headers={"Allow": allow} if allow else None,
@@ -70,6 +70,25 @@ def http_error(request: Request, exc: StarletteHTTPException) -> AppError:
     error.status = exc.status_code
     error.code = f"http_{exc.status_code}"
     return error
+
+
+def _allowed(request: Request) -> str:
+    """Every method some route takes at this path: the local server mounts one route
+    per function, so the router's own Allow names only the first route it tried."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    todo = list(request.app.router.routes)
+    while todo:
+        route = todo.pop()
+        # An included router (FastAPI keeps the original inside) holds the routes.
+        inner = getattr(getattr(route, "original_router", None), "routes", None)
+        if inner is not None:
+            todo.extend(inner)
+            continue
+        if getattr(route, "methods", None) and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= set(route.methods)
+    return ", ".join(sorted(methods))
 
 
 def install_error_handlers(app: FastAPI) -> None:

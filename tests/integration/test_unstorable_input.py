@@ -113,3 +113,17 @@ def test_a_404_does_not_echo_control_characters(api_key: str) -> None:
     body = response_json(response)
     assert response["statusCode"] == 404
     assert "\x1b" not in body["error"]["message"]
+
+
+def test_a_405_lists_every_method_the_path_takes() -> None:
+    from fastapi.testclient import TestClient
+
+    from common.web import create_app
+    from functions.projects_create.handler import router as create
+    from functions.projects_list.handler import router as listing
+
+    # As the local server mounts them: one route per function on the same path
+    response = TestClient(create_app([listing, create])).delete("/api/projects")
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) >= {"GET", "POST"}
+    assert "POST" in response.json()["error"]["message"]
