@@ -37,14 +37,17 @@ def first_unstorable(value: Any, path: str = "body") -> tuple[str, str] | None:
     """The first string (a value or a key) in a parsed JSON ``value`` that cannot be
     stored: its field path (``body.files.<key>``) and why; None when all can.
 
-    Iterative, so a deeply nested value cannot exhaust the stack.
+    The contents of a ``files`` mapping are a file's bytes, kept as a file (a NUL
+    makes it a binary file, stored and listed but not read as code): only a lone
+    surrogate, which no encoding writes, is refused there; their names follow the
+    rule like any string. Iterative, so a deeply nested value cannot exhaust the stack.
     """
-    stack: list[tuple[Any, str]] = [(value, path)]
+    stack: list[tuple[Any, str, bool]] = [(value, path, False)]
     while stack:
-        item, where = stack.pop()
+        item, where, content = stack.pop()
         if isinstance(item, str):
             reason = unstorable(item)
-            if reason:
+            if reason and not (content and reason == "a NUL character"):
                 return where, reason
         elif isinstance(item, dict):
             for key, inner in item.items():
@@ -53,7 +56,15 @@ def first_unstorable(value: Any, path: str = "body") -> tuple[str, str] | None:
                 if reason:
                     # ".[key]": the entry's name is at fault, as pydantic says it.
                     return f"{named}.[key]", f"its name holds {reason}"
-                stack.append((inner, named))
+                files = key == "files" and isinstance(inner, dict)
+                if files:
+                    for name, text in inner.items():
+                        bad = unstorable(name) if isinstance(name, str) else None
+                        if bad:
+                            return f"{named}.{shown(str(name), 60)}.[key]", f"its name holds {bad}"
+                        stack.append((text, f"{named}.{shown(str(name), 60)}", True))
+                else:
+                    stack.append((inner, named, False))
         elif isinstance(item, list):
-            stack.extend((inner, f"{where}.{i}") for i, inner in enumerate(item))
+            stack.extend((inner, f"{where}.{i}", False) for i, inner in enumerate(item))
     return None

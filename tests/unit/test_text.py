@@ -33,3 +33,14 @@ def test_a_deep_value_does_not_exhaust_the_stack() -> None:
 def test_shown_escapes_control_characters_and_cuts() -> None:
     assert shown("a\x00b\x1bc\ud800") == "a\\x00b\\x1bc\\ud800"
     assert shown("x" * 500, limit=10) == "x" * 10 + "..."
+
+
+def test_a_files_content_may_hold_a_nul_a_binary_file_but_not_a_lone_surrogate() -> None:
+    png = "\x89PNG\r\n\x1a\n\x00\x00"
+    assert first_unstorable({"files": {"logo.png": png}}) is None
+    assert first_unstorable({"files": {"a.py": "x\ud800"}}) == (
+        "body.files.a.py",
+        "a lone UTF-16 surrogate",
+    )
+    # Anywhere else a NUL is refused, a "files" that is not a mapping included
+    assert first_unstorable({"files": ["x\x00"]}) == ("body.files.0", "a NUL character")
