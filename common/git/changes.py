@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from common.errors import Conflict, InvalidInput, NotFound
 from common.git.service import Branch
 from common.logs import get_logger
+from common.paging import field_error
 
 if TYPE_CHECKING:
     from common.auth import Principal
@@ -166,12 +167,16 @@ def submit_change(
         raise Conflict(
             "the change is not verified (its checks did not pass, or it is a bare diff):"
             " send `force: true` to apply it anyway; the commit will say so",
-            details={"fields": [_field("body.force", "unverified", "the result is unverified")]},
+            details={
+                "fields": [field_error("body.force", "unverified", "the result is unverified")]
+            },
         )
     if body.open and not row["git_remote"]:
         raise InvalidInput(
             "a pull request needs a git remote: this project's files were uploaded",
-            details={"fields": [_field("body.open", "no_remote", "the project has no remote")]},
+            details={
+                "fields": [field_error("body.open", "no_remote", "the project has no remote")]
+            },
         )
     if body.open:
         _host_of(row)  # an unknown host API is refused now, not after the push
@@ -187,10 +192,6 @@ def submit_change(
         principal=principal,
         project_id=project_id,
     )
-
-
-def _field(path: str, kind: str, message: str) -> dict[str, str]:
-    return {"path": path, "type": kind, "message": message}
 
 
 def _settle(body: ChangeInput, *, project_id: UUID, key_id: UUID | None) -> Change:
@@ -211,7 +212,7 @@ def _settle(body: ChangeInput, *, project_id: UUID, key_id: UUID | None) -> Chan
         problem = "the job worked on another project's files"
     if problem is not None:
         raise InvalidInput(
-            problem, details={"fields": [_field("body.job_id", "not_a_change", problem)]}
+            problem, details={"fields": [field_error("body.job_id", "not_a_change", problem)]}
         )
     result: dict[str, Any] = job["result"] or {}
     verified = bool(result.get("verified"))
@@ -233,7 +234,7 @@ def _settle(body: ChangeInput, *, project_id: UUID, key_id: UUID | None) -> Chan
     if not diff:
         raise InvalidInput(
             "the job's result changes nothing",
-            details={"fields": [_field("body.job_id", "empty", "no diff in the result")]},
+            details={"fields": [field_error("body.job_id", "empty", "no diff in the result")]},
         )
     return Change(
         origin=origin,
@@ -666,7 +667,7 @@ def patch_files(tree: Path, diff: str) -> tuple[dict[str, str], list[str]]:
     if not named:
         raise InvalidInput(
             "the diff names no file: a unified diff with ---/+++ lines is expected",
-            details={"fields": [_field("body.diff", "not_a_diff", "no ---/+++ lines")]},
+            details={"fields": [field_error("body.diff", "not_a_diff", "no ---/+++ lines")]},
         )
     with tempfile.TemporaryDirectory(prefix="ao-change-") as scratch:
         work = Path(scratch) / "tree"

@@ -24,6 +24,7 @@ from common.errors import InvalidInput, ModelOutputInvalid, NotFound
 from common.logs import get_logger
 from common.memory.models import FileContent, ProjectPath
 from common.models.base import Usage
+from common.paging import field_error
 
 if TYPE_CHECKING:
     from common.models.base import ModelClient
@@ -401,22 +402,20 @@ def change_of(request: ReviewInput, *, owner_key_id: UUID | None) -> Change:
         if not added:
             raise InvalidInput(
                 "the diff names no changed file: a unified diff with +++ lines is expected",
-                details={"fields": [_field("body.diff", "not_a_diff", "no +++ lines")]},
+                details={"fields": [field_error("body.diff", "not_a_diff", "no +++ lines")]},
             )
         if request.files is not None:
             missing = sorted(p for p in added if p not in request.files)
             if missing:
                 raise InvalidInput(
                     f"`files` lacks changed files: {missing[:5]}",
-                    details={"fields": [_field("body.files", "missing", ", ".join(missing[:5]))]},
+                    details={
+                        "fields": [field_error("body.files", "missing", ", ".join(missing[:5]))]
+                    },
                 )
             return Change({p: request.files[p] for p in added}, added, request.diff)
         return _on_stored(request, added, owner_key_id)
     return _on_refs(request, owner_key_id)
-
-
-def _field(path: str, kind: str, message: str) -> dict[str, str]:
-    return {"path": path, "type": kind, "message": message}
 
 
 def _on_stored(request: ReviewInput, added: dict[str, set[int]], key: UUID | None) -> Change:

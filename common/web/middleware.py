@@ -15,6 +15,7 @@ from common.config import get_settings
 from common.context import begin_request, current_request, end_request
 from common.errors import AppError, InvalidInput, PayloadTooLarge
 from common.logs import get_logger, logger
+from common.paging import field_error
 from common.text import first_unstorable, shown, unstorable
 from common.web.errors import error_body_bytes
 from common.ws.metrics import record_request
@@ -45,7 +46,7 @@ _MAYBE_UNSTORABLE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
 def _refusal(field: str, reason: str) -> InvalidInput:
     return InvalidInput(
         f"{field} holds {reason}, which cannot be stored",
-        details={"fields": [{"path": field, "type": "unstorable_text", "message": reason}]},
+        details={"fields": [field_error(field, "unstorable_text", reason)]},
     )
 
 
