@@ -364,15 +364,13 @@ def hosted(env: None, tmp_path: Path) -> Any:
         yield server, api, tmp_path / "srv" / "acme/shop.git"
 
 
-@pytest.mark.parametrize("kind", ["github", "gitlab", "bitbucket"])
-def test_a_verified_fix_opens_a_pull_request_whose_body_holds_the_verification(
-    api_key: str, ollama: Any, hosted: Any, kind: str
-) -> None:
+def link_hosted(api_key: str, hosted: Any, kind: str) -> tuple[str, str]:
+    """A project linked to ``hosted``'s repository with its token stored, the stand-in
+    speaking ``kind``'s API for it, and synced; its id and remote URL."""
     from tests.integration.test_git_sync import run_sync
 
     server, api, bare_repo = hosted
     api.add_repo(kind, "acme/shop", git_dir=bare_repo)
-    # Given a project linked to the repository, saying which API its host speaks
     call(
         "git_credentials_create",
         "POST",
@@ -381,20 +379,27 @@ def test_a_verified_fix_opens_a_pull_request_whose_body_holds_the_verification(
         {"host": server.host, "token": TOKEN},
     )
     pid = str(call("projects_create", "POST", "/api/projects", api_key, {"name": kind})[1]["id"])
+    remote = f"{server.url}/acme/shop.git"
     status, link = call(
         "projects_git_link",
         "POST",
         f"/api/projects/{pid}/git/link",
         api_key,
-        {
-            "remote_url": f"{server.url}/acme/shop.git",
-            "branch": "main",
-            "host_kind": kind,
-            "api_url": api.api_url(kind),
-        },
+        {"remote_url": remote, "branch": "main", "host_kind": kind, "api_url": api.api_url(kind)},
     )
     assert status == 200 and link["host_kind"] == kind, link
     assert run_sync(api_key, pid)["status"] == "succeeded"
+    return pid, remote
+
+
+@pytest.mark.parametrize("kind", ["github", "gitlab", "bitbucket"])
+def test_a_verified_fix_opens_a_pull_request_whose_body_holds_the_verification(
+    api_key: str, ollama: Any, hosted: Any, kind: str
+) -> None:
+
+    _, api, _ = hosted
+    # Given a project linked to the repository, saying which API its host speaks
+    pid, _ = link_hosted(api_key, hosted, kind)
     job_id = fix_job(api_key, pid, ollama, FIXED)
     # When the fix is applied with open: pull_request
     status, accepted = change(

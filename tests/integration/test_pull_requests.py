@@ -19,7 +19,7 @@ import pytest
 from tests.integration.test_git_sync import TOKEN, call, git
 from tests.integration.test_project_changes import env as env  # noqa: PLC0414 (a fixture)
 from tests.integration.test_project_changes import hosted as hosted  # noqa: PLC0414
-from tests.integration.test_project_changes import run
+from tests.integration.test_project_changes import link_hosted, run
 from tests.utils.lambda_events import invoke, response_json
 
 INJECTION = (
@@ -43,33 +43,8 @@ def jobs_count() -> int:
 def setup(api_key: str, hosted: Any, tmp_path: Path) -> dict[str, Any]:
     """A project linked to ``acme/shop`` (GitHub's API on the stand-in), synced, with
     its webhook secret."""
-    from tests.integration.test_git_sync import run_sync
-
-    server, api, bare = hosted
-    api.add_repo("github", "acme/shop", git_dir=bare)
-    call(
-        "git_credentials_create",
-        "POST",
-        "/api/git/credentials",
-        api_key,
-        {"host": server.host, "token": TOKEN},
-    )
-    pid = str(call("projects_create", "POST", "/api/projects", api_key, {"name": "pr"})[1]["id"])
-    remote = f"{server.url}/acme/shop.git"
-    status, link = call(
-        "projects_git_link",
-        "POST",
-        f"/api/projects/{pid}/git/link",
-        api_key,
-        {
-            "remote_url": remote,
-            "branch": "main",
-            "host_kind": "github",
-            "api_url": api.api_url("github"),
-        },
-    )
-    assert status == 200, link
-    assert run_sync(api_key, pid)["status"] == "succeeded"
+    _, api, _ = hosted
+    pid, remote = link_hosted(api_key, hosted, "github")
     status, hook = call("projects_webhook", "POST", f"/api/projects/{pid}/webhook", api_key)
     assert status == 201, hook
     assert hook["urls"]["github"].endswith(f"/api/webhooks/github?project={pid}")
@@ -272,24 +247,8 @@ def host_deliver(kind: str, pid: str, body: bytes, secret: str) -> tuple[int, An
 def test_gitlab_and_bitbucket_get_their_comments_and_status_too(
     api_key: str, hosted: Any, tmp_path: Path, ollama: Any, kind: str
 ) -> None:
-    from tests.integration.test_git_sync import run_sync
-
-    server, api, bare = hosted
-    api.add_repo(kind, "acme/shop", git_dir=bare)
-    call(
-        "git_credentials_create",
-        "POST",
-        "/api/git/credentials",
-        api_key,
-        {"host": server.host, "token": TOKEN},
-    )
-    pid = str(call("projects_create", "POST", "/api/projects", api_key, {"name": kind})[1]["id"])
-    remote = f"{server.url}/acme/shop.git"
-    link = {"remote_url": remote, "host_kind": kind, "api_url": api.api_url(kind)}
-    assert (
-        call("projects_git_link", "POST", f"/api/projects/{pid}/git/link", api_key, link)[0] == 200
-    )
-    assert run_sync(api_key, pid)["status"] == "succeeded"
+    _, api, _ = hosted
+    pid, remote = link_hosted(api_key, hosted, kind)
     secret = call("projects_webhook", "POST", f"/api/projects/{pid}/webhook", api_key)[1]["secret"]
     s = {"pid": pid, "remote": remote, "secret": secret, "api": api, "seed": tmp_path / "seed"}
     # A merge (pull) request adding the injection, opened on the host
